@@ -1,0 +1,39 @@
+// cli: the `atax` program. Each src/cli/cmd_<name>.cpp adds its subcommand(s) through
+// ATAX_COMMAND; main.cpp parses, runs the chosen callback, and turns atax::Error into one clear
+// message ("atax: error: ..." + hint) and exit code 2. Output files are written atomically.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace atax::cli {
+
+using AddCommand = std::function<void(CLI::App& app)>;
+
+// Registers a function that adds subcommands to the root app; called before parsing.
+struct CommandRegistrar {
+  CommandRegistrar(const char* name, AddCommand add);
+};
+std::vector<std::pair<std::string, AddCommand>>& registered_commands();
+
+// Adds the options every model-using command shares: --device, --threads, --dtype.
+struct RuntimeOptions {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N   (env ATAX_DEVICE)
+  int threads = 0;              // intra-op threads; 0 = atax's measured default
+  std::string dtype = "float32";
+};
+void add_runtime_options(CLI::App* sub, RuntimeOptions& opts);
+
+// Adds a --config FILE option: a JSON or TOML-ish "key = value" file whose keys are the
+// subcommand's long option names (CLI11's config reader).
+void add_config_option(CLI::App* sub);
+
+}  // namespace atax::cli
+
+#define ATAX_CLI_CONCAT2(a, b) a##b
+#define ATAX_CLI_CONCAT(a, b) ATAX_CLI_CONCAT2(a, b)
+#define ATAX_COMMAND(name, fn) \
+  static ::atax::cli::CommandRegistrar ATAX_CLI_CONCAT(atax_cmd_, __LINE__)(name, fn)

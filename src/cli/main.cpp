@@ -1,0 +1,54 @@
+// The atax program: parses the command line and runs one subcommand.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "core/core.h"
+
+namespace atax::cli {
+
+std::vector<std::pair<std::string, AddCommand>>& registered_commands() {
+  static std::vector<std::pair<std::string, AddCommand>> commands;
+  return commands;
+}
+
+CommandRegistrar::CommandRegistrar(const char* name, AddCommand add) {
+  registered_commands().emplace_back(name, std::move(add));
+}
+
+void add_runtime_options(CLI::App* sub, RuntimeOptions& opts) {
+  sub->add_option("--device", opts.device, "auto | cpu | cuda | cuda:N (env ATAX_DEVICE)")
+      ->envname("ATAX_DEVICE")->capture_default_str();
+  sub->add_option("--threads", opts.threads, "intra-op threads (0 = default)")->capture_default_str();
+  sub->add_option("--dtype", opts.dtype, "compute dtype: float32 | bfloat16")
+      ->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
+}
+
+void add_config_option(CLI::App* sub) {
+  sub->set_config("--config", "", "read options from a config file (TOML/INI: key = value)");
+}
+
+}  // namespace atax::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"atax — the alignment-tax lab: measure what alignment costs a language model, "
+               "and align with less tax."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", atax::atax_version() + " (" + atax::atax_git_hash() + ")");
+  auto& commands = atax::cli::registered_commands();
+  std::sort(commands.begin(), commands.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [name, add] : commands) add(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const atax::Error& e) {
+    std::cerr << "atax: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "atax: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,205 @@
+// model: the LibTorch transformer engine. Hugging Face model folders (config.json, *.safetensors,
+// tokenizer.json) in and out; Llama-family (Llama, Mistral, Qwen2) and GPT-2 decoders; batched
+// inference (log-likelihood, rolling log-likelihood, KV-cache generation).
+//
+// Shape legend: B batch, T time (sequence), C channels (hidden_size), H query heads,
+// Hkv key/value heads, D head dim, V vocab, L layers, F intermediate (MLP) size.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/core.h"
+#include "tokenizer/tokenizer.h"
+
+namespace atax {
+
+// ---------------------------------------------------------------------------------------------
+// Configuration (config.json)
+// ---------------------------------------------------------------------------------------------
+
+enum class Arch { kLlama, kGpt2 };  // kLlama covers LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
+
+struct RopeScaling {  // "llama3" rope_scaling
+  std::string type;   // "" (none) | "llama3" | "linear"
+  double factor = 1.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  Arch arch = Arch::kLlama;
+  std::string architecture = "LlamaForCausalLM";  // HF architectures[0]
+  std::string model_type = "llama";                // llama | mistral | qwen2 | gpt2
+  int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
+  int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0;
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;       // Llama RMSNorm; GPT-2 uses layer_norm_epsilon
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool attention_bias = false;      // q/k/v bias (Qwen2: true); o_proj never has one in Llama-family
+  bool mlp_bias = false;
+  bool tie_word_embeddings = false;
+  std::string hidden_act = "silu";  // silu | gelu_new | gelu
+  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
+  json extra;                       // every other key of config.json, written back unchanged
+
+  // Parses config.json content. Fails with Error naming `file` for an unknown architecture or
+  // missing / inconsistent fields (e.g. heads not dividing hidden_size).
+  static ModelConfig from_json(const json& j, const std::string& file = "config.json");
+  json to_json() const;
+  int64_t kv_heads() const { return num_key_value_heads > 0 ? num_key_value_heads : num_attention_heads; }
+  int64_t dim_per_head() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
+  // The HF parameter names and shapes this config implies (the checkpoint must match exactly,
+  // except that lm_head.weight may be absent when embeddings are tied).
+  std::map<std::string, std::vector<int64_t>> expected_shapes() const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// safetensors
+// ---------------------------------------------------------------------------------------------
+
+// Reads one .safetensors file (memory-mapped) into tensors of their stored dtype (F32/F16/BF16,
+// also I64/I32/I8/U8/F64), copied out of the mapping. Fails with Error naming the file and tensor
+// when the header is malformed: header length beyond the file, bad JSON, offsets out of range or
+// overlapping, byte size not matching dtype × shape, unknown dtype.
+std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path);
+// Reads model.safetensors or the shards listed in model.safetensors.index.json of `dir`.
+std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir);
+// Writes tensors (contiguous CPU copies; stored dtype kept) atomically. `metadata` goes into
+// "__metadata__" (HF writes {"format": "pt"}).
+void save_safetensors(const fs::path& path, const std::map<std::string, torch::Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+// ---------------------------------------------------------------------------------------------
+// The network
+// ---------------------------------------------------------------------------------------------
+
+// Per-layer key/value cache for incremental decoding. k, v: (B, Hkv, T_cached, D).
+struct KvCache {
+  std::vector<torch::Tensor> k, v;
+  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  void clear() { k.clear(); v.clear(); }
+};
+
+class CausalLmImpl : public torch::nn::Module {
+ public:
+  explicit CausalLmImpl(ModelConfig config);
+
+  // input_ids (B,T) int64; attention_mask (B,T_total) 1 = real token, 0 = padding (left or right),
+  // covering cached + new positions, may be undefined (all real). position_ids (B,T) may be
+  // undefined (derived from the mask). With `cache`, appends this step's keys/values.
+  // Returns logits (B,T,V) float32.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        KvCache* cache = nullptr, const torch::Tensor& position_ids = {});
+  // Final hidden states (B,T,C) before lm_head (for memory-light log-prob computations).
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                              KvCache* cache = nullptr, const torch::Tensor& position_ids = {});
+  torch::Tensor lm_head(const torch::Tensor& hidden);  // (B,T,C) -> (B,T,V)
+
+  const ModelConfig& config() const { return config_; }
+  // Parameters under their Hugging Face names ("model.layers.0.self_attn.q_proj.weight", ...).
+  std::map<std::string, torch::Tensor> hf_state_dict() const;
+  // Copies `weights` (HF names) into the parameters, converting dtype. Fails with Error naming
+  // `file` for missing, unexpected or mis-shaped tensors.
+  void load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights, const std::string& file);
+  int64_t num_parameters() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+  ModelConfig config_;
+};
+TORCH_MODULE(CausalLm);
+
+// ---------------------------------------------------------------------------------------------
+// Loading and saving model folders
+// ---------------------------------------------------------------------------------------------
+
+struct LoadOptions {
+  std::string device = "auto";          // auto | cpu | cuda | cuda:N (the one device switch)
+  torch::Dtype dtype = torch::kFloat32;  // compute dtype: float32 (default) or bfloat16
+};
+
+// Resolves "auto"/"cpu"/"cuda[:N]" (env ATAX_DEVICE when "auto"). Error if CUDA is asked for and
+// this LibTorch has none.
+torch::Device resolve_device(const std::string& spec);
+// Sets LibTorch's intra-op threads (0 = the measured default for this machine).
+void configure_threads(int threads);
+
+struct LoadedModel {
+  ModelConfig config;
+  CausalLm net{nullptr};
+  std::shared_ptr<Tokenizer> tokenizer;
+  fs::path source;           // folder or .gguf file it came from
+  std::string content_hash;  // sha256 over config + weights + tokenizer
+};
+
+// Loads a HF folder (or a .gguf file, through the gguf module's hook). Fails with Error naming
+// the file for any malformed part.
+LoadedModel load_model(const fs::path& path, const LoadOptions& opts = {});
+// Builds a model from parts already in memory (used by the GGUF loader and `atax init`).
+LoadedModel make_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
+                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source);
+// Writes config.json, model.safetensors (float32 unless `dtype` says otherwise), tokenizer.json,
+// tokenizer_config.json and generation_config.json into `dir`, atomically (staging folder + rename).
+void save_model(const LoadedModel& model, const fs::path& dir, torch::Dtype dtype = torch::kFloat32,
+                const json& extra_files = json::object());
+
+// A hook through which the gguf module makes load_model() accept FILE.gguf.
+using ModelFileLoader = std::function<LoadedModel(const fs::path&, const LoadOptions&)>;
+void register_model_file_loader(const std::string& extension, ModelFileLoader loader);
+
+// ---------------------------------------------------------------------------------------------
+// Inference: the LanguageModel interface on a loaded model
+// ---------------------------------------------------------------------------------------------
+
+struct InferenceOptions {
+  int64_t batch_size = 16;
+  int64_t max_length = 0;  // 0 = config.max_position_embeddings
+};
+
+class HfModel : public LanguageModel {
+ public:
+  HfModel(LoadedModel model, InferenceOptions opts = {});
+  std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& reqs) override;
+  std::vector<RollingResult> loglikelihood_rolling(const std::vector<std::string>& texts) override;
+  std::vector<std::string> generate_until(const std::vector<GenerateRequest>& reqs) override;
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages) const override;
+  std::string content_hash() const override { return model_.content_hash; }
+  std::string name() const override { return model_.source.string(); }
+  int64_t count_tokens(const std::string& text) const override;
+
+  // Token-level API.
+  // For each (context ids, continuation ids): summed log-prob, greedy flag, per-token log-probs.
+  struct TokenScore {
+    double logprob = 0;
+    bool is_greedy = false;
+    std::vector<float> token_logprobs;
+  };
+  std::vector<TokenScore> score_tokens(const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>>& pairs);
+  // Generates up to max_new_tokens per prompt with the KV cache; stops at EOS or a stop string.
+  std::vector<std::vector<int64_t>> generate_tokens(const std::vector<std::vector<int64_t>>& prompts,
+                                                    const GenerateRequest& settings);
+  LoadedModel& model() { return model_; }
+  const Tokenizer& tokenizer() const { return *model_.tokenizer; }
+
+ private:
+  LoadedModel model_;
+  InferenceOptions opts_;
+};
+
+// Mean KL(base || other) of next-token distributions over `texts` and the share of positions
+// whose top token agrees (llama.cpp's --kl-divergence statistics).
+struct KlStats {
+  double mean = 0, stderr_ = 0, median = 0, p90 = 0, p99 = 0, max = 0;
+  double same_top_share = 0;
+  int64_t n_positions = 0;
+};
+KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::string>& texts);
+
+}  // namespace atax
