@@ -1,0 +1,359 @@
+// The tax table: pairing by doc id, means, tax%, paired-bootstrap interval, paired tests, the
+// mean capability tax and the change in safety metrics; Markdown, CSV and JSON writers.
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "analysis/analysis.h"
+
+namespace atax::analysis {
+
+const char* const kTaxConvention =
+    "tax% = (base − aligned) / |base| × 100 for higher-is-better metrics and (aligned − base) / |base| × 100 "
+    "for lower-is-better ones, so a positive tax means the aligned model got worse and a negative tax means it "
+    "improved; n/a where base = 0.";
+
+std::string to_string(TaskCategory c) { return c == TaskCategory::kSafety ? "safety" : "capability"; }
+
+TaskCategory task_category(const std::string& task, const std::map<std::string, TaskCategory>& overrides) {
+  if (auto it = overrides.find(task); it != overrides.end()) return it->second;
+  const std::string t = to_lower(task);
+  if (starts_with(t, "safety")) return TaskCategory::kSafety;
+  for (const char* w : {"harmbench", "advbench", "xstest", "bbq", "toxi", "refus", "harmless", "jailbreak", "attack"})
+    if (t.find(w) != std::string::npos) return TaskCategory::kSafety;
+  return TaskCategory::kCapability;
+}
+
+namespace {
+
+struct Paired {
+  std::vector<double> base, aligned;
+  int64_t only_base = 0, only_aligned = 0;
+};
+
+std::string row_name(const ItemScores& s) { return s.task + "/" + s.metric; }
+
+void check_scores(const ItemScores& s, const std::string& which) {
+  if (s.doc_ids.size() != s.scores.size())
+    throw Error(fmt::format("{} scores for {}: {} doc ids but {} scores", which, row_name(s), s.doc_ids.size(),
+                            s.scores.size()),
+                "", "every scored item needs its doc id");
+  for (size_t i = 0; i < s.scores.size(); ++i)
+    if (!std::isfinite(s.scores[i]))
+      throw Error(fmt::format("{} scores for {}: item '{}' has a non-finite score", which, row_name(s), s.doc_ids[i]),
+                  "", "re-run the evaluation; a metric must be a finite number for every item");
+}
+
+Paired pair_items(const ItemScores& b, const ItemScores& a) {
+  std::unordered_map<std::string, size_t> index_a;
+  for (size_t i = 0; i < a.doc_ids.size(); ++i)
+    if (!index_a.emplace(a.doc_ids[i], i).second)
+      throw Error(fmt::format("aligned scores for {}: doc id '{}' appears twice", row_name(a), a.doc_ids[i]), "",
+                  "each item must be scored once per model");
+  std::set<std::string> seen_b;
+  Paired p;
+  std::vector<bool> used(a.doc_ids.size(), false);
+  for (size_t i = 0; i < b.doc_ids.size(); ++i) {
+    if (!seen_b.insert(b.doc_ids[i]).second)
+      throw Error(fmt::format("base scores for {}: doc id '{}' appears twice", row_name(b), b.doc_ids[i]), "",
+                  "each item must be scored once per model");
+    auto it = index_a.find(b.doc_ids[i]);
+    if (it == index_a.end()) {
+      ++p.only_base;
+      continue;
+    }
+    used[it->second] = true;
+    p.base.push_back(b.scores[i]);
+    p.aligned.push_back(a.scores[it->second]);
+  }
+  for (bool u : used)
+    if (!u) ++p.only_aligned;
+  return p;
+}
+
+void mean_stderr(const std::vector<double>& v, double& mean, double& se) {
+  const double n = static_cast<double>(v.size());
+  double s = 0;
+  for (double x : v) s += x;
+  mean = s / n;
+  if (v.size() < 2) {
+    se = 0;
+    return;
+  }
+  double ss = 0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  se = std::sqrt(ss / (n - 1) / n);
+}
+
+bool all_binary(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return x == 0.0 || x == 1.0; });
+}
+
+uint64_t stream_seed(uint64_t seed, const std::string& salt) { return Rng(seed).fork(salt).next_u64(); }
+
+}  // namespace
+
+TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<ItemScores>& aligned,
+                     const TaxOptions& options) {
+  if (options.resamples < 1) throw Error("tax: resamples must be at least 1", "", "use e.g. --resamples 2000");
+  if (!(options.confidence > 0 && options.confidence < 1))
+    throw Error("tax: confidence must be in (0, 1)", "", "use e.g. 0.95");
+  TaxTable table;
+  table.options = options;
+
+  std::map<std::string, const ItemScores*> aligned_by_key;
+  std::vector<std::string> aligned_order;
+  for (const auto& a : aligned) {
+    check_scores(a, options.aligned_name);
+    if (!aligned_by_key.emplace(row_name(a), &a).second)
+      throw Error("aligned results list " + row_name(a) + " twice", "", "merge or deduplicate the results");
+    aligned_order.push_back(row_name(a));
+  }
+  std::set<std::string> base_keys;
+  std::vector<std::vector<double>> row_reps;  // bootstrap replicates per row, for the mean
+  for (const auto& b : base) {
+    check_scores(b, options.base_name);
+    if (!base_keys.insert(row_name(b)).second)
+      throw Error("base results list " + row_name(b) + " twice", "", "merge or deduplicate the results");
+    auto it = aligned_by_key.find(row_name(b));
+    if (it == aligned_by_key.end()) {
+      table.notes.push_back(fmt::format("{} is in the {} results only; left out", row_name(b), options.base_name));
+      continue;
+    }
+    const ItemScores& a = *it->second;
+    if (a.higher_is_better != b.higher_is_better)
+      throw Error(fmt::format("{}: base says higher_is_better = {}, aligned says {}", row_name(b), b.higher_is_better,
+                              a.higher_is_better),
+                  "", "both results must come from the same task version");
+    Paired p = pair_items(b, a);
+    if (p.base.empty())
+      throw Error(fmt::format("{}: no doc id in common between {} ({} items) and {} ({} items)", row_name(b),
+                              options.base_name, b.doc_ids.size(), options.aligned_name, a.doc_ids.size()),
+                  "", "evaluate both models on the same task version, split and --limit");
+    TaxRow r;
+    r.task = b.task;
+    r.metric = b.metric;
+    r.higher_is_better = b.higher_is_better;
+    r.category = task_category(b.task, options.categories);
+    r.n = static_cast<int64_t>(p.base.size());
+    r.n_only_base = p.only_base;
+    r.n_only_aligned = p.only_aligned;
+    if (p.only_base || p.only_aligned)
+      table.notes.push_back(fmt::format("{}: {} item(s) only in {} and {} only in {} were left out of the pairing",
+                                        row_name(b), p.only_base, options.base_name, p.only_aligned,
+                                        options.aligned_name));
+    mean_stderr(p.base, r.base, r.base_stderr);
+    mean_stderr(p.aligned, r.aligned, r.aligned_stderr);
+    r.delta = r.aligned - r.base;
+    r.tax_pct = tax_percent(r.base, r.aligned, r.higher_is_better);
+    if (!r.tax_pct)
+      table.notes.push_back(fmt::format("{}: base = 0, so the tax is undefined (n/a)", row_name(b)));
+    auto reps = bootstrap_tax_replicates(p.base, p.aligned, r.higher_is_better, options.resamples,
+                                         stream_seed(options.seed, "bootstrap/" + row_name(b)));
+    if (r.tax_pct) r.tax_ci = percentile_interval(reps, options.confidence);
+    r.binary = all_binary(p.base) && all_binary(p.aligned);
+    if (r.binary) {
+      int64_t bb = 0, cc = 0;
+      for (size_t i = 0; i < p.base.size(); ++i) {
+        if (p.base[i] == 1.0 && p.aligned[i] == 0.0) ++bb;
+        if (p.base[i] == 0.0 && p.aligned[i] == 1.0) ++cc;
+      }
+      r.mcnemar = mcnemar(bb, cc);
+      r.test = "mcnemar-midp";
+      r.p_value = r.mcnemar->p_mid;
+    } else {
+      auto perm = paired_permutation_test(p.base, p.aligned, stream_seed(options.seed, "permutation/" + row_name(b)),
+                                          options.permutation_resamples);
+      r.test = perm.exact ? "paired-permutation" : "paired-permutation-mc";
+      r.p_value = perm.p_value;
+    }
+    table.rows.push_back(std::move(r));
+    row_reps.push_back(std::move(reps));
+  }
+  for (const auto& k : aligned_order)
+    if (!base_keys.count(k))
+      table.notes.push_back(fmt::format("{} is in the {} results only; left out", k, options.aligned_name));
+
+  // Mean capability tax: one row per task (its first metric), defined tax only.
+  std::set<std::string> tasks_seen;
+  std::vector<const std::vector<double>*> cap_reps;
+  double sum = 0;
+  for (size_t i = 0; i < table.rows.size(); ++i) {
+    const TaxRow& r = table.rows[i];
+    if (r.category != TaskCategory::kCapability || !tasks_seen.insert(r.task).second) continue;
+    if (!r.tax_pct) {
+      table.notes.push_back(r.task + " has no defined tax and is left out of the mean capability tax");
+      continue;
+    }
+    sum += *r.tax_pct;
+    cap_reps.push_back(&row_reps[i]);
+  }
+  TaxSummary& s = table.mean_capability_tax;
+  s.n_tasks = static_cast<int64_t>(cap_reps.size());
+  if (!cap_reps.empty()) {
+    s.value = sum / static_cast<double>(cap_reps.size());
+    std::vector<double> mean_reps(static_cast<size_t>(options.resamples), 0.0);
+    for (const auto* reps : cap_reps)
+      for (size_t k = 0; k < mean_reps.size(); ++k) mean_reps[k] += (*reps)[k] / static_cast<double>(cap_reps.size());
+    s.ci = percentile_interval(std::move(mean_reps), options.confidence);
+  }
+  for (const TaxRow& r : table.rows) {
+    if (r.category != TaskCategory::kSafety) continue;
+    SafetyChange c;
+    c.task = r.task;
+    c.metric = r.metric;
+    c.higher_is_better = r.higher_is_better;
+    c.base = r.base;
+    c.aligned = r.aligned;
+    c.change = r.delta;
+    c.improved = r.higher_is_better ? r.delta > 0 : r.delta < 0;
+    table.safety.push_back(c);
+  }
+  return table;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writers
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string fmt_num(double x, int digits) { return fmt::format("{:.{}f}", x, digits); }
+
+std::string fmt_opt(const std::optional<double>& x, int digits) { return x ? fmt_num(*x, digits) : "n/a"; }
+
+std::string fmt_interval(const Interval& ci, int digits) {
+  if (!ci.lo && !ci.hi) return "n/a";
+  return "[" + (ci.lo ? fmt_num(*ci.lo, digits) : "−∞") + ", " + (ci.hi ? fmt_num(*ci.hi, digits) : "+∞") + "]";
+}
+
+std::string fmt_p(double p) {
+  if (p >= 0.001) return fmt::format("{:.3f}", p);
+  return fmt::format("{:.1e}", p);
+}
+
+std::string test_label(const TaxRow& r) {
+  if (r.test == "mcnemar-midp") return fmt::format("McNemar mid-p (b={}, c={})", r.mcnemar->b, r.mcnemar->c);
+  if (r.test == "paired-permutation") return "paired permutation (exact)";
+  return "paired permutation";
+}
+
+json opt_json(const std::optional<double>& x) { return x ? json(*x) : json(nullptr); }
+json interval_json(const Interval& ci) { return json::array({opt_json(ci.lo), opt_json(ci.hi)}); }
+
+std::string csv_num(double x) { return fmt::format("{}", x); }
+std::string csv_opt(const std::optional<double>& x) { return x ? csv_num(*x) : ""; }
+
+}  // namespace
+
+std::string tax_markdown(const TaxTable& t) {
+  const auto& o = t.options;
+  const int pct = static_cast<int>(std::lround(o.confidence * 100));
+  std::string md;
+  md += fmt::format("Tax of **{}** relative to **{}** ({}% paired-bootstrap interval over the same items, {} "
+                    "resamples, seed {}).\n\n",
+                    o.aligned_name, o.base_name, pct, o.resamples, o.seed);
+  md += fmt::format("| Benchmark | Metric | Better | N | Base | Aligned | Tax (%) | {}% CI | Test | p |\n", pct);
+  md += "|---|---|:-:|---:|---:|---:|---:|:-:|---|---:|\n";
+  for (const auto& r : t.rows) {
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.task, r.metric,
+                      r.higher_is_better ? "↑" : "↓", r.n, format_pm(r.base, r.base_stderr),
+                      format_pm(r.aligned, r.aligned_stderr), fmt_opt(r.tax_pct, 2), fmt_interval(r.tax_ci, 2),
+                      test_label(r), fmt_p(r.p_value));
+  }
+  md += "\n";
+  const auto& s = t.mean_capability_tax;
+  if (s.value)
+    md += fmt::format("**Mean capability tax:** {}% {} over {} capability task(s).\n\n", fmt_num(*s.value, 2),
+                      fmt_interval(s.ci, 2), s.n_tasks);
+  else
+    md += "**Mean capability tax:** n/a (no capability task with a defined tax).\n\n";
+  if (!t.safety.empty()) {
+    md += "**Change in safety metrics:**\n\n";
+    for (const auto& c : t.safety)
+      md += fmt::format("- {} {} ({}): {} → {} ({:+.3f}, {})\n", c.task, c.metric,
+                        c.higher_is_better ? "higher is better" : "lower is better", fmt_num(c.base, 3),
+                        fmt_num(c.aligned, 3), c.change, c.improved ? "improved" : (c.change == 0 ? "unchanged" : "worse"));
+    md += "\n";
+  }
+  md += std::string("Convention: ") + kTaxConvention + "\n";
+  for (const auto& n : t.notes) md += "\nNote: " + n;
+  if (!t.notes.empty()) md += "\n";
+  return md;
+}
+
+std::string tax_csv(const TaxTable& t) {
+  std::vector<CsvRow> rows;
+  rows.push_back({"task", "metric", "category", "higher_is_better", "n", "base", "base_stderr", "aligned",
+                  "aligned_stderr", "delta", "tax_pct", "tax_ci_lo", "tax_ci_hi", "test", "p_value", "mcnemar_b",
+                  "mcnemar_c", "n_only_base", "n_only_aligned"});
+  for (const auto& r : t.rows) {
+    rows.push_back({r.task, r.metric, to_string(r.category), r.higher_is_better ? "true" : "false",
+                    std::to_string(r.n), csv_num(r.base), csv_num(r.base_stderr), csv_num(r.aligned),
+                    csv_num(r.aligned_stderr), csv_num(r.delta), csv_opt(r.tax_pct), csv_opt(r.tax_ci.lo),
+                    csv_opt(r.tax_ci.hi), r.test, csv_num(r.p_value),
+                    r.mcnemar ? std::to_string(r.mcnemar->b) : "", r.mcnemar ? std::to_string(r.mcnemar->c) : "",
+                    std::to_string(r.n_only_base), std::to_string(r.n_only_aligned)});
+  }
+  const auto& s = t.mean_capability_tax;
+  rows.push_back({"mean", "tax", "capability", "", std::to_string(s.n_tasks), "", "", "", "", "", csv_opt(s.value),
+                  csv_opt(s.ci.lo), csv_opt(s.ci.hi), "", "", "", "", "", ""});
+  return to_csv(rows);
+}
+
+json tax_json(const TaxTable& t) {
+  json j;
+  j["kind"] = "tax_table";
+  j["convention"] = kTaxConvention;
+  j["base_name"] = t.options.base_name;
+  j["aligned_name"] = t.options.aligned_name;
+  j["confidence"] = t.options.confidence;
+  j["resamples"] = t.options.resamples;
+  j["seed"] = t.options.seed;
+  j["rows"] = json::array();
+  for (const auto& r : t.rows) {
+    json row = {{"task", r.task},
+                {"metric", r.metric},
+                {"category", to_string(r.category)},
+                {"higher_is_better", r.higher_is_better},
+                {"n", r.n},
+                {"n_only_base", r.n_only_base},
+                {"n_only_aligned", r.n_only_aligned},
+                {"base", r.base},
+                {"base_stderr", r.base_stderr},
+                {"aligned", r.aligned},
+                {"aligned_stderr", r.aligned_stderr},
+                {"delta", r.delta},
+                {"tax_pct", opt_json(r.tax_pct)},
+                {"tax_ci", interval_json(r.tax_ci)},
+                {"binary", r.binary},
+                {"test", r.test},
+                {"p_value", r.p_value}};
+    if (r.mcnemar)
+      row["mcnemar"] = {{"b", r.mcnemar->b},
+                        {"c", r.mcnemar->c},
+                        {"p_exact", r.mcnemar->p_exact},
+                        {"p_mid", r.mcnemar->p_mid},
+                        {"chi2_cc", r.mcnemar->chi2_cc},
+                        {"p_chi2_cc", r.mcnemar->p_chi2_cc}};
+    j["rows"].push_back(row);
+  }
+  const auto& s = t.mean_capability_tax;
+  j["mean_capability_tax"] = {{"value", opt_json(s.value)}, {"ci", interval_json(s.ci)}, {"n_tasks", s.n_tasks}};
+  j["safety"] = json::array();
+  for (const auto& c : t.safety)
+    j["safety"].push_back({{"task", c.task},
+                           {"metric", c.metric},
+                           {"higher_is_better", c.higher_is_better},
+                           {"base", c.base},
+                           {"aligned", c.aligned},
+                           {"change", c.change},
+                           {"improved", c.improved}});
+  j["notes"] = t.notes;
+  return j;
+}
+
+}  // namespace atax::analysis
