@@ -86,6 +86,14 @@ struct KvCache {
   void clear() { k.clear(); v.clear(); }
 };
 
+// LoRA (Hu et al. 2021): W x + (alpha / r) · B A x on the targeted linear layers. A (r, in) is
+// Kaiming-uniform, B (out, r) zero, so a fresh adapter leaves outputs unchanged.
+struct LoraOptions {
+  int64_t rank = 8;
+  double alpha = 16;
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // HF leaf names (c_attn for GPT-2)
+};
+
 class CausalLmImpl : public torch::nn::Module {
  public:
   explicit CausalLmImpl(ModelConfig config);
@@ -108,6 +116,18 @@ class CausalLmImpl : public torch::nn::Module {
   // `file` for missing, unexpected or mis-shaped tensors.
   void load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights, const std::string& file);
   int64_t num_parameters() const;
+  // The parameters under their HF names, sharing storage with the module (so callers can set
+  // requires_grad or apply updates). LoRA tensors are named "<layer>.lora_A" / ".lora_B".
+  std::map<std::string, torch::Tensor> named_hf_parameters();
+
+  // Adds LoRA adapters to every linear layer whose leaf name is in opts.target_modules.
+  void add_lora(const LoraOptions& opts);
+  bool has_lora() const;
+  // With adapters disabled the network computes the base model (the DPO reference for free).
+  void set_lora_enabled(bool enabled);
+  std::vector<torch::Tensor> lora_parameters();
+  // Folds B·A·(alpha/r) into the base weights and removes the adapters.
+  void merge_lora();
 
  private:
   struct Impl;

@@ -1,0 +1,398 @@
+// The decoder networks: Llama family (RMSNorm, RoPE, SwiGLU, GQA) and GPT-2 (learned positions,
+// LayerNorm, GELU, Conv1D layout). Parameters live under their Hugging Face names.
+//
+// Shape legend: B batch, T new positions, S = cached + new positions, C hidden, H query heads,
+// Hkv key/value heads, D head dim, V vocab, F MLP size, r LoRA rank.
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "model/model.h"
+
+namespace atax {
+
+namespace {
+
+// A linear layer in HF layout: weight (out, in) for nn.Linear, (in, out) for GPT-2's Conv1D.
+struct Linear {
+  std::string name;       // HF prefix, e.g. "model.layers.0.self_attn.q_proj"
+  torch::Tensor weight;   // (out, in) or (in, out) when conv1d
+  torch::Tensor bias;     // (out) or undefined
+  bool conv1d = false;
+  // LoRA adapter: A (r, in), B (out, r).
+  torch::Tensor lora_a, lora_b;
+  double lora_scale = 0;
+  bool lora_enabled = true;
+
+  torch::Tensor operator()(const torch::Tensor& x) const {  // x (..., in) -> (..., out)
+    torch::Tensor y;
+    if (conv1d) {
+      y = bias.defined() ? torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight)
+                         : x.reshape({-1, x.size(-1)}).mm(weight);
+      auto sizes = x.sizes().vec();
+      sizes.back() = weight.size(1);
+      y = y.view(sizes);
+    } else {
+      y = torch::nn::functional::linear(x, weight, bias);
+    }
+    if (lora_a.defined() && lora_enabled)
+      y = y + torch::nn::functional::linear(torch::nn::functional::linear(x, lora_a), lora_b) * lora_scale;
+    return y;
+  }
+  int64_t in_features() const { return conv1d ? weight.size(0) : weight.size(1); }
+  int64_t out_features() const { return conv1d ? weight.size(1) : weight.size(0); }
+};
+
+struct Layer {
+  // Llama: attn_norm = input_layernorm, mlp_norm = post_attention_layernorm.
+  // GPT-2: attn_norm = ln_1, mlp_norm = ln_2 (with biases).
+  torch::Tensor attn_norm_w, attn_norm_b, mlp_norm_w, mlp_norm_b;
+  Linear q, k, v, o;          // Llama
+  Linear c_attn;              // GPT-2 fused qkv
+  Linear gate, up, down;      // Llama MLP (GPT-2: up = c_fc, down = c_proj)
+};
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+  auto xf = x.to(torch::kFloat32);
+  auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  return w * y.to(x.scalar_type());
+}
+
+torch::Tensor activation(const torch::Tensor& x, const std::string& act) {
+  if (act == "silu") return torch::silu(x);
+  if (act == "gelu") return torch::gelu(x);
+  if (act == "relu") return torch::relu(x);
+  return torch::gelu(x, "tanh");  // gelu_new, gelu_pytorch_tanh
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {  // (..., D): [-x2, x1]
+  auto half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+struct CausalLmImpl::Impl {
+  ModelConfig cfg;
+  torch::Tensor embed;      // (V, C)
+  torch::Tensor pos_embed;  // GPT-2 (P, C)
+  std::vector<Layer> layers;
+  torch::Tensor norm_w, norm_b;  // final norm
+  torch::Tensor lm_head_w;       // (V, C); undefined when tied
+  torch::Tensor inv_freq;        // (D/2) float32
+  std::map<std::string, torch::Tensor> params;  // HF name -> parameter (shared storage)
+  bool has_lora = false;
+
+  std::vector<Linear*> linears() {
+    std::vector<Linear*> out;
+    for (auto& l : layers) {
+      if (cfg.arch == Arch::kGpt2) {
+        out.insert(out.end(), {&l.c_attn, &l.o, &l.up, &l.down});
+      } else {
+        out.insert(out.end(), {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down});
+      }
+    }
+    return out;
+  }
+};
+
+namespace {
+torch::Tensor llama3_inv_freq(const ModelConfig& c, torch::Tensor inv_freq) {
+  const auto& rs = c.rope_scaling;
+  double old_ctx = static_cast<double>(rs.original_max_position_embeddings);
+  double low_wavelen = old_ctx / rs.low_freq_factor, high_wavelen = old_ctx / rs.high_freq_factor;
+  auto acc = inv_freq.accessor<float, 1>();
+  for (int64_t i = 0; i < inv_freq.size(0); ++i) {
+    double f = acc[i], wavelen = 2 * M_PI / f;
+    if (wavelen < high_wavelen) continue;
+    if (wavelen > low_wavelen) {
+      acc[i] = static_cast<float>(f / rs.factor);
+    } else {
+      double smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+      acc[i] = static_cast<float>((1 - smooth) * f / rs.factor + smooth * f);
+    }
+  }
+  return inv_freq;
+}
+}  // namespace
+
+CausalLmImpl::CausalLmImpl(ModelConfig config) : impl_(std::make_shared<Impl>()), config_(std::move(config)) {
+  auto& m = *impl_;
+  m.cfg = config_;
+  const auto& c = config_;
+  const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size, D = c.dim_per_head();
+  const int64_t H = c.num_attention_heads, Hkv = c.kv_heads();
+  auto add = [&](const std::string& hf_name, std::vector<int64_t> shape) {
+    std::string torch_name = replace_all(hf_name, ".", "__");
+    auto t = register_parameter(torch_name, torch::empty(shape));
+    m.params[hf_name] = t;
+    return t;
+  };
+  auto linear = [&](const std::string& name, int64_t in, int64_t out, bool bias, bool conv1d) {
+    Linear l;
+    l.name = name;
+    l.conv1d = conv1d;
+    l.weight = add(name + ".weight", conv1d ? std::vector<int64_t>{in, out} : std::vector<int64_t>{out, in});
+    if (bias) l.bias = add(name + ".bias", {out});
+    return l;
+  };
+  if (c.arch == Arch::kGpt2) {
+    m.embed = add("transformer.wte.weight", {V, C});
+    m.pos_embed = add("transformer.wpe.weight", {c.max_position_embeddings, C});
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      std::string p = fmt::format("transformer.h.{}.", i);
+      Layer l;
+      l.attn_norm_w = add(p + "ln_1.weight", {C});
+      l.attn_norm_b = add(p + "ln_1.bias", {C});
+      l.c_attn = linear(p + "attn.c_attn", C, 3 * C, true, true);
+      l.o = linear(p + "attn.c_proj", C, C, true, true);
+      l.mlp_norm_w = add(p + "ln_2.weight", {C});
+      l.mlp_norm_b = add(p + "ln_2.bias", {C});
+      l.up = linear(p + "mlp.c_fc", C, F, true, true);
+      l.down = linear(p + "mlp.c_proj", F, C, true, true);
+      m.layers.push_back(std::move(l));
+    }
+    m.norm_w = add("transformer.ln_f.weight", {C});
+    m.norm_b = add("transformer.ln_f.bias", {C});
+  } else {
+    m.embed = add("model.embed_tokens.weight", {V, C});
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      std::string p = fmt::format("model.layers.{}.", i);
+      Layer l;
+      l.attn_norm_w = add(p + "input_layernorm.weight", {C});
+      l.q = linear(p + "self_attn.q_proj", C, H * D, c.attention_bias, false);
+      l.k = linear(p + "self_attn.k_proj", C, Hkv * D, c.attention_bias, false);
+      l.v = linear(p + "self_attn.v_proj", C, Hkv * D, c.attention_bias, false);
+      l.o = linear(p + "self_attn.o_proj", H * D, C, false, false);
+      l.mlp_norm_w = add(p + "post_attention_layernorm.weight", {C});
+      l.gate = linear(p + "mlp.gate_proj", C, F, c.mlp_bias, false);
+      l.up = linear(p + "mlp.up_proj", C, F, c.mlp_bias, false);
+      l.down = linear(p + "mlp.down_proj", F, C, c.mlp_bias, false);
+      m.layers.push_back(std::move(l));
+    }
+    m.norm_w = add("model.norm.weight", {C});
+    auto inv = 1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kFloat64) / double(D));
+    m.inv_freq = inv.to(torch::kFloat32);
+    if (c.rope_scaling.type == "llama3") m.inv_freq = llama3_inv_freq(c, m.inv_freq);
+    if (c.rope_scaling.type == "linear") m.inv_freq = m.inv_freq / c.rope_scaling.factor;
+    m.inv_freq = register_buffer("inv_freq", m.inv_freq);
+  }
+  if (!c.tie_word_embeddings) m.lm_head_w = add("lm_head.weight", {V, C});
+  // Default init (GPT-2 / Llama style): normal(0, 0.02) for matrices, ones for norm weights,
+  // zeros for biases. Checkpoint loading overwrites all of it.
+  torch::NoGradGuard ng;
+  for (auto& [name, t] : m.params) {
+    if (ends_with(name, "bias")) t.zero_();
+    else if (t.dim() == 1) t.fill_(1.0);
+    else t.normal_(0.0, 0.02);
+  }
+}
+
+torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                          KvCache* cache, const torch::Tensor& position_ids) {
+  auto& m = *impl_;
+  const auto& c = config_;
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be (B,T)");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const int64_t past = cache ? cache->length() : 0, S = past + T;
+  const int64_t H = c.num_attention_heads, Hkv = c.kv_heads(), D = c.dim_per_head();
+  auto dev = input_ids.device();
+  TORCH_CHECK(!attention_mask.defined() || attention_mask.size(1) == S,
+              "attention_mask must cover cached + new positions");
+  if (cache && cache->k.empty()) {
+    cache->k.resize(m.layers.size());
+    cache->v.resize(m.layers.size());
+  }
+  // Positions (B,T): from the mask when given (left padding), else past + arange.
+  torch::Tensor pos = position_ids;
+  if (!pos.defined()) {
+    if (attention_mask.defined()) {
+      auto full = attention_mask.to(torch::kLong).cumsum(1) - 1;  // (B,S)
+      full = full.clamp_min(0);
+      pos = full.narrow(1, past, T);
+    } else {
+      pos = torch::arange(past, S, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0).expand({B, T});
+    }
+  }
+  // Additive mask (B,1,T,S): causal and padding.
+  auto opts_f = torch::TensorOptions().dtype(torch::kFloat32).device(dev);
+  auto qi = torch::arange(past, S, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(1);  // (T,1)
+  auto kj = torch::arange(0, S, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0);     // (1,S)
+  auto allowed = (kj <= qi).unsqueeze(0).unsqueeze(0);  // (1,1,T,S)
+  if (attention_mask.defined()) allowed = allowed & attention_mask.to(torch::kBool).view({B, 1, 1, S});
+  const float neg = -1e30f;
+  auto add_mask = torch::where(allowed, torch::zeros({1}, opts_f), torch::full({1}, neg, opts_f));  // (B|1,1,T,S)
+
+  torch::Tensor x;
+  if (c.arch == Arch::kGpt2) {
+    x = torch::embedding(m.embed, input_ids) + torch::embedding(m.pos_embed, pos);
+  } else {
+    x = torch::embedding(m.embed, input_ids);
+  }
+  torch::Tensor cos, sin;
+  if (c.arch == Arch::kLlama) {
+    auto freqs = pos.to(torch::kFloat32).unsqueeze(-1) * m.inv_freq.to(dev).view({1, 1, -1});  // (B,T,D/2)
+    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);                                   // (B,1,T,D)
+    cos = emb.cos().to(x.scalar_type());
+    sin = emb.sin().to(x.scalar_type());
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  for (size_t li = 0; li < m.layers.size(); ++li) {
+    auto& l = m.layers[li];
+    torch::Tensor h, q, k, v;
+    if (c.arch == Arch::kGpt2) {
+      h = torch::layer_norm(x, {c.hidden_size}, l.attn_norm_w, l.attn_norm_b, c.rms_norm_eps);
+      auto qkv = l.c_attn(h).split(c.hidden_size, -1);
+      q = qkv[0].view({B, T, H, D}).transpose(1, 2);
+      k = qkv[1].view({B, T, H, D}).transpose(1, 2);
+      v = qkv[2].view({B, T, H, D}).transpose(1, 2);
+    } else {
+      h = rms_norm(x, l.attn_norm_w, c.rms_norm_eps);
+      q = l.q(h).view({B, T, H, D}).transpose(1, 2);    // (B,H,T,D)
+      k = l.k(h).view({B, T, Hkv, D}).transpose(1, 2);  // (B,Hkv,T,D)
+      v = l.v(h).view({B, T, Hkv, D}).transpose(1, 2);
+      q = q * cos + rotate_half(q) * sin;
+      k = k * cos + rotate_half(k) * sin;
+    }
+    if (cache) {
+      if (cache->k[li].defined()) {
+        k = torch::cat({cache->k[li], k}, 2);
+        v = torch::cat({cache->v[li], v}, 2);
+      }
+      cache->k[li] = k;
+      cache->v[li] = v;
+    }
+    const int64_t kvh = k.size(1);
+    if (kvh != H) {  // GQA: query head h uses kv head h / (H/Hkv)
+      k = k.unsqueeze(2).expand({B, kvh, H / kvh, S, D}).reshape({B, H, S, D});
+      v = v.unsqueeze(2).expand({B, kvh, H / kvh, S, D}).reshape({B, H, S, D});
+    }
+    auto scores = torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale + add_mask;  // (B,H,T,S)
+    auto probs = torch::softmax(scores, -1).to(v.scalar_type());
+    auto attn = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * D});  // (B,T,H*D)
+    x = x + l.o(attn);
+    if (c.arch == Arch::kGpt2) {
+      h = torch::layer_norm(x, {c.hidden_size}, l.mlp_norm_w, l.mlp_norm_b, c.rms_norm_eps);
+      x = x + l.down(activation(l.up(h), c.hidden_act));
+    } else {
+      h = rms_norm(x, l.mlp_norm_w, c.rms_norm_eps);
+      x = x + l.down(activation(l.gate(h), c.hidden_act) * l.up(h));
+    }
+  }
+  if (c.arch == Arch::kGpt2) return torch::layer_norm(x, {c.hidden_size}, m.norm_w, m.norm_b, c.rms_norm_eps);
+  return rms_norm(x, m.norm_w, c.rms_norm_eps);
+}
+
+torch::Tensor CausalLmImpl::lm_head(const torch::Tensor& hidden) {
+  auto& m = *impl_;
+  const auto& w = m.lm_head_w.defined() ? m.lm_head_w : m.embed;
+  return torch::nn::functional::linear(hidden, w).to(torch::kFloat32);
+}
+
+torch::Tensor CausalLmImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                    KvCache* cache, const torch::Tensor& position_ids) {
+  return lm_head(hidden_states(input_ids, attention_mask, cache, position_ids));
+}
+
+std::map<std::string, torch::Tensor> CausalLmImpl::hf_state_dict() const {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [k, v] : impl_->params)
+    if (k.find("lora_") == std::string::npos) out[k] = v.detach();
+  return out;
+}
+
+std::map<std::string, torch::Tensor> CausalLmImpl::named_hf_parameters() { return impl_->params; }
+
+void CausalLmImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights, const std::string& file) {
+  auto expected = config_.expected_shapes();
+  for (const auto& [name, t] : weights) {
+    if (name == "lm_head.weight" && config_.tie_word_embeddings) continue;  // tied: embed is used
+    if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
+        ends_with(name, "rotary_emb.inv_freq"))
+      continue;  // buffers some exporters save; recomputed here
+    auto it = expected.find(name);
+    if (it == expected.end())
+      throw Error("unexpected tensor \"" + name + "\" for " + config_.architecture, file,
+                  "the checkpoint does not match config.json");
+    if (t.sizes().vec() != it->second)
+      throw Error(fmt::format("tensor \"{}\" has shape {}, config.json implies {}", name, json(t.sizes().vec()).dump(),
+                              json(it->second).dump()),
+                  file, "the checkpoint does not match config.json");
+  }
+  for (const auto& [name, shape] : expected)
+    if (!weights.count(name))
+      throw Error("missing tensor \"" + name + "\"", file, "the checkpoint is incomplete or of another architecture");
+  torch::NoGradGuard ng;
+  for (auto& [name, p] : impl_->params) {
+    auto it = weights.find(name);
+    if (it == weights.end()) continue;
+    p.copy_(it->second.to(p.device(), p.scalar_type()));
+  }
+}
+
+int64_t CausalLmImpl::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [k, v] : impl_->params)
+    if (k.find("lora_") == std::string::npos) n += v.numel();
+  return n;
+}
+
+void CausalLmImpl::add_lora(const LoraOptions& opts) {
+  auto& m = *impl_;
+  TORCH_CHECK(!m.has_lora, "LoRA adapters are already attached");
+  torch::NoGradGuard ng;
+  int added = 0;
+  for (Linear* l : m.linears()) {
+    std::string leaf = l->name.substr(l->name.rfind('.') + 1);
+    if (std::find(opts.target_modules.begin(), opts.target_modules.end(), leaf) == opts.target_modules.end()) continue;
+    auto o = l->weight.options();
+    auto a = torch::empty({opts.rank, l->in_features()}, o);
+    torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
+    l->lora_a = register_parameter(replace_all(l->name, ".", "__") + "__lora_A", a);
+    l->lora_b = register_parameter(replace_all(l->name, ".", "__") + "__lora_B",
+                                   torch::zeros({l->out_features(), opts.rank}, o));
+    l->lora_scale = opts.alpha / static_cast<double>(opts.rank);
+    m.params[l->name + ".lora_A"] = l->lora_a;
+    m.params[l->name + ".lora_B"] = l->lora_b;
+    ++added;
+  }
+  if (added == 0)
+    throw Error("no linear layer matches the LoRA target modules " + json(opts.target_modules).dump(), "",
+                "use HF leaf names such as q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj");
+  m.has_lora = true;
+}
+
+bool CausalLmImpl::has_lora() const { return impl_->has_lora; }
+
+void CausalLmImpl::set_lora_enabled(bool enabled) {
+  for (Linear* l : impl_->linears()) l->lora_enabled = enabled;
+}
+
+std::vector<torch::Tensor> CausalLmImpl::lora_parameters() {
+  std::vector<torch::Tensor> out;
+  for (Linear* l : impl_->linears())
+    if (l->lora_a.defined()) out.insert(out.end(), {l->lora_a, l->lora_b});
+  return out;
+}
+
+void CausalLmImpl::merge_lora() {
+  auto& m = *impl_;
+  torch::NoGradGuard ng;
+  for (Linear* l : m.linears()) {
+    if (!l->lora_a.defined()) continue;
+    auto delta = torch::matmul(l->lora_b, l->lora_a) * l->lora_scale;  // (out, in)
+    if (l->conv1d) delta = delta.t();
+    l->weight.add_(delta.to(l->weight.scalar_type()));
+    m.params.erase(l->name + ".lora_A");
+    m.params.erase(l->name + ".lora_B");
+    l->lora_a = torch::Tensor();
+    l->lora_b = torch::Tensor();
+  }
+  // The registered module parameters of the adapters stay registered but are no longer used;
+  // rebuild the registry without them.
+  for (const auto& key : parameters_.keys())
+    if (key.find("__lora_") != std::string::npos) parameters_.erase(key);
+  m.has_lora = false;
+}
+
+}  // namespace atax

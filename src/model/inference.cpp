@@ -1,0 +1,377 @@
+// HfModel: lm-evaluation-harness's three request kinds on the engine, batched and sorted by
+// length; KV-cache generation (greedy or sampled) with stop strings; KL drift between models.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "model/model.h"
+
+namespace atax {
+
+namespace {
+
+torch::Device model_device(CausalLm& net) { return net->parameters().front().device(); }
+
+// The ids the tokenizer's post-processor puts before a text (e.g. BOS), found by encoding a probe.
+std::vector<int64_t> special_prefix(const Tokenizer& tok) {
+  auto with = tok.encode("a", true), without = tok.encode("a", false);
+  std::vector<int64_t> prefix;
+  if (with.size() > without.size() && std::equal(without.rbegin(), without.rend(), with.rbegin()))
+    prefix.assign(with.begin(), with.begin() + static_cast<long>(with.size() - without.size()));
+  return prefix;
+}
+
+std::vector<int64_t> to_i64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
+std::vector<int32_t> to_i32(const std::vector<int64_t>& v) { return std::vector<int32_t>(v.begin(), v.end()); }
+
+// The id that stands in front of an empty context (lm-eval's prefix_token_id): BOS, else EOS.
+int64_t start_token(const Tokenizer& tok, const ModelConfig& cfg) {
+  if (auto b = tok.bos_id()) return *b;
+  if (auto e = tok.eos_id()) return *e;
+  if (cfg.bos_token_id) return *cfg.bos_token_id;
+  if (cfg.eos_token_id) return *cfg.eos_token_id;
+  return 0;
+}
+
+}  // namespace
+
+HfModel::HfModel(LoadedModel model, InferenceOptions opts) : model_(std::move(model)), opts_(opts) {
+  if (!model_.tokenizer)
+    throw Error("the model has no tokenizer.json", model_.source.string(),
+                "put the model's tokenizer.json (and tokenizer_config.json) in its folder");
+  if (opts_.max_length <= 0) opts_.max_length = model_.config.max_position_embeddings;
+  if (opts_.batch_size <= 0) opts_.batch_size = 1;
+}
+
+int64_t HfModel::count_tokens(const std::string& text) const {
+  return static_cast<int64_t>(model_.tokenizer->encode(text, false).size());
+}
+
+std::string HfModel::apply_chat_template(const std::vector<ChatMessage>& messages) const {
+  return model_.tokenizer->apply_chat_template(messages, true);
+}
+
+std::vector<HfModel::TokenScore> HfModel::score_tokens(
+    const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>>& pairs) {
+  torch::NoGradGuard ng;
+  auto& net = model_.net;
+  auto dev = model_device(net);
+  const int64_t L = opts_.max_length;
+  // Each request becomes input = (ctx + cont)[:-1] truncated on the left to L, scoring the last
+  // |cont| positions.
+  struct Row {
+    std::vector<int64_t> input;
+    std::vector<int64_t> targets;
+  };
+  std::vector<Row> rows(pairs.size());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const auto& [ctx, cont] = pairs[i];
+    TORCH_CHECK(!cont.empty(), "empty continuation");
+    std::vector<int64_t> all = ctx;
+    all.insert(all.end(), cont.begin(), cont.end());
+    all.pop_back();
+    int64_t n_cont = static_cast<int64_t>(cont.size());
+    if (n_cont > L) throw Error(fmt::format("continuation of {} tokens exceeds the maximum length {}", n_cont, L));
+    if (static_cast<int64_t>(all.size()) > L) all.erase(all.begin(), all.end() - L);
+    rows[i].input = std::move(all);
+    rows[i].targets = cont;
+  }
+  std::vector<size_t> order(rows.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return rows[a].input.size() > rows[b].input.size(); });
+  std::vector<TokenScore> out(rows.size());
+  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(opts_.batch_size)) {
+    size_t end = std::min(order.size(), start + static_cast<size_t>(opts_.batch_size));
+    const int64_t B = static_cast<int64_t>(end - start);
+    const int64_t T = static_cast<int64_t>(rows[order[start]].input.size());
+    auto ids = torch::zeros({B, T}, torch::kLong);
+    auto mask = torch::zeros({B, T}, torch::kLong);
+    auto ids_a = ids.accessor<int64_t, 2>();
+    auto mask_a = mask.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& r = rows[order[start + b]];
+      for (size_t t = 0; t < r.input.size(); ++t) {
+        ids_a[b][t] = r.input[t];
+        mask_a[b][t] = 1;
+      }
+    }
+    auto hidden = net->hidden_states(ids.to(dev), mask.to(dev));  // (B,T,C)
+    std::vector<torch::Tensor> picked;
+    std::vector<int64_t> targets;
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& r = rows[order[start + b]];
+      int64_t n = static_cast<int64_t>(r.targets.size()), len = static_cast<int64_t>(r.input.size());
+      picked.push_back(hidden[b].narrow(0, len - n, n));
+      targets.insert(targets.end(), r.targets.begin(), r.targets.end());
+    }
+    auto logits = net->lm_head(torch::cat(picked, 0));  // (N,V)
+    auto logp = torch::log_softmax(logits, -1);
+    auto tgt = torch::tensor(targets, torch::kLong).to(dev);
+    auto tok_lp = logp.gather(1, tgt.unsqueeze(1)).squeeze(1).to(torch::kCPU);
+    auto greedy = (logp.argmax(1) == tgt).to(torch::kCPU);
+    auto lp_a = tok_lp.accessor<float, 1>();
+    auto gr_a = greedy.accessor<bool, 1>();
+    int64_t off = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      auto& s = out[order[start + b]];
+      int64_t n = static_cast<int64_t>(rows[order[start + b]].targets.size());
+      s.is_greedy = true;
+      s.logprob = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        s.token_logprobs.push_back(lp_a[off + j]);
+        s.logprob += lp_a[off + j];
+        s.is_greedy = s.is_greedy && gr_a[off + j];
+      }
+      off += n;
+    }
+  }
+  return out;
+}
+
+std::vector<LoglikelihoodResult> HfModel::loglikelihood(const std::vector<LoglikelihoodRequest>& reqs) {
+  const auto& tok = *model_.tokenizer;
+  auto prefix = special_prefix(tok);
+  if (prefix.empty()) prefix.push_back(start_token(tok, model_.config));
+  std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> pairs;
+  pairs.reserve(reqs.size());
+  for (const auto& r : reqs) {
+    // lm-eval's _encode_pair: trailing spaces of the context move to the continuation.
+    std::string ctx = r.context, cont = r.continuation;
+    size_t keep = ctx.find_last_not_of(' ');
+    keep = keep == std::string::npos ? 0 : keep + 1;
+    cont = ctx.substr(keep) + cont;
+    ctx.resize(keep);
+    auto whole = to_i64(tok.encode(ctx + cont, false));
+    auto ctx_ids = to_i64(tok.encode(ctx, false));
+    size_t n_ctx = std::min(ctx_ids.size(), whole.size());
+    std::vector<int64_t> c = prefix;
+    c.insert(c.end(), whole.begin(), whole.begin() + static_cast<long>(n_ctx));
+    std::vector<int64_t> k(whole.begin() + static_cast<long>(n_ctx), whole.end());
+    if (k.empty())
+      throw Error("the continuation \"" + r.continuation + "\" encodes to no tokens", "",
+                  "multiple-choice continuations must be non-empty");
+    pairs.emplace_back(std::move(c), std::move(k));
+  }
+  auto scores = score_tokens(pairs);
+  std::vector<LoglikelihoodResult> out(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i)
+    out[i] = {scores[i].logprob, scores[i].is_greedy, static_cast<int64_t>(pairs[i].second.size())};
+  return out;
+}
+
+std::vector<RollingResult> HfModel::loglikelihood_rolling(const std::vector<std::string>& texts) {
+  const auto& tok = *model_.tokenizer;
+  auto prefix = special_prefix(tok);
+  if (prefix.empty()) prefix.push_back(start_token(tok, model_.config));
+  const int64_t L = opts_.max_length;
+  // Disjoint windows of predictions, each with as much preceding context as fits in L.
+  std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> pairs;
+  std::vector<size_t> owner;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<int64_t> seq = prefix;
+    auto body = to_i64(tok.encode(texts[i], false));
+    seq.insert(seq.end(), body.begin(), body.end());
+    const int64_t N = static_cast<int64_t>(seq.size());
+    int64_t p = static_cast<int64_t>(prefix.size());
+    while (p < N) {
+      int64_t q = std::min(p + L - 1, N);  // predict seq[p..q)
+      int64_t s = std::max<int64_t>(0, q - L);
+      std::vector<int64_t> ctx(seq.begin() + s, seq.begin() + p);
+      std::vector<int64_t> cont(seq.begin() + p, seq.begin() + q);
+      pairs.emplace_back(std::move(ctx), std::move(cont));
+      owner.push_back(i);
+      p = q;
+    }
+  }
+  auto scores = score_tokens(pairs);
+  std::vector<RollingResult> out(texts.size());
+  for (size_t j = 0; j < pairs.size(); ++j) {
+    out[owner[j]].logprob += scores[j].logprob;
+    out[owner[j]].n_tokens += static_cast<int64_t>(pairs[j].second.size());
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> HfModel::generate_tokens(const std::vector<std::vector<int64_t>>& prompts,
+                                                           const GenerateRequest& settings) {
+  torch::NoGradGuard ng;
+  auto& net = model_.net;
+  auto dev = model_device(net);
+  const auto& tok = *model_.tokenizer;
+  std::vector<int32_t> stop_ids_v = tok.stop_ids();
+  if (stop_ids_v.empty() && model_.config.eos_token_id) stop_ids_v.push_back(static_cast<int32_t>(*model_.config.eos_token_id));
+  std::set<int64_t> stop_ids(stop_ids_v.begin(), stop_ids_v.end());
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t T = 0;
+  for (const auto& p : prompts) T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
+  TORCH_CHECK(T > 0, "empty prompt");
+  // Left padding so every row's next token sits at the last column.
+  auto ids = torch::zeros({B, T}, torch::kLong);
+  auto mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[b];
+    int64_t off = T - static_cast<int64_t>(p.size());
+    for (size_t t = 0; t < p.size(); ++t) {
+      ids[b][off + static_cast<int64_t>(t)] = p[t];
+      mask[b][off + static_cast<int64_t>(t)] = 1;
+    }
+  }
+  ids = ids.to(dev);
+  mask = mask.to(dev);
+  std::vector<at::Generator> gens;
+  if (settings.temperature > 0)
+    for (int64_t b = 0; b < B; ++b) gens.push_back(at::detail::createCPUGenerator(settings.seed + static_cast<uint64_t>(b)));
+  std::vector<std::vector<int64_t>> out(B);
+  std::vector<bool> done(B, false);
+  KvCache cache;
+  auto logits = net->forward(ids, mask, &cache).select(1, T - 1);  // (B,V)
+  const int64_t max_new = std::min<int64_t>(settings.max_new_tokens, opts_.max_length - T);
+  std::vector<std::string> prompt_text(B);
+  if (!settings.until.empty())
+    for (int64_t b = 0; b < B; ++b) prompt_text[b] = tok.decode(to_i32(prompts[b]), true);
+  for (int64_t step = 0; step < max_new; ++step) {
+    torch::Tensor next;
+    if (settings.temperature <= 0) {
+      next = logits.argmax(-1).to(torch::kCPU);
+    } else {
+      auto probs = torch::softmax(logits.to(torch::kFloat32) / settings.temperature, -1).to(torch::kCPU);
+      if (settings.top_p < 1.0) {
+        auto sorted = probs.sort(-1, true);
+        auto sp = std::get<0>(sorted), si = std::get<1>(sorted);
+        auto cum = sp.cumsum(-1);
+        auto drop = (cum - sp) > settings.top_p;  // keep the smallest prefix reaching top_p
+        sp = sp.masked_fill(drop, 0);
+        probs = torch::zeros_like(probs).scatter(-1, si, sp);
+      }
+      next = torch::empty({B}, torch::kLong);
+      for (int64_t b = 0; b < B; ++b)
+        next[b] = torch::multinomial(probs[b], 1, false, gens[b]).item<int64_t>();
+    }
+    auto next_a = next.accessor<int64_t, 1>();
+    bool all_done = true;
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) continue;
+      int64_t t = next_a[b];
+      if (stop_ids.count(t)) {
+        done[b] = true;
+        continue;
+      }
+      out[b].push_back(t);
+      if (!settings.until.empty()) {
+        std::vector<int64_t> all = prompts[b];
+        all.insert(all.end(), out[b].begin(), out[b].end());
+        std::string text = tok.decode(to_i32(all), true);
+        std::string gen = starts_with(text, prompt_text[b]) ? text.substr(prompt_text[b].size()) : text;
+        for (const auto& s : settings.until)
+          if (!s.empty() && gen.find(s) != std::string::npos) done[b] = true;
+      }
+      all_done = all_done && done[b];
+    }
+    if (all_done || step + 1 == max_new) break;
+    // Rows already finished keep feeding a token; their output is no longer extended.
+    mask = torch::cat({mask, torch::ones({B, 1}, mask.options())}, 1);
+    logits = net->forward(next.to(dev).unsqueeze(1), mask, &cache).select(1, 0);
+  }
+  return out;
+}
+
+std::vector<std::string> HfModel::generate_until(const std::vector<GenerateRequest>& reqs) {
+  const auto& tok = *model_.tokenizer;
+  auto prefix = special_prefix(tok);
+  if (prefix.empty()) prefix.push_back(start_token(tok, model_.config));
+  std::vector<std::vector<int64_t>> prompts(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto p = prefix;
+    auto body = to_i64(tok.encode(reqs[i].context, false));
+    p.insert(p.end(), body.begin(), body.end());
+    int64_t budget = std::max<int64_t>(1, opts_.max_length - reqs[i].max_new_tokens);
+    if (static_cast<int64_t>(p.size()) > budget) p.erase(p.begin(), p.end() - budget);
+    prompts[i] = std::move(p);
+  }
+  // Group requests that share settings (seeds differ per request in sampling: batch of one).
+  std::vector<size_t> order(reqs.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto key = [&](size_t i) {
+    const auto& r = reqs[i];
+    return json({r.until, r.max_new_tokens, r.temperature, r.top_p, r.temperature > 0 ? r.seed : 0}).dump();
+  };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    auto ka = key(a), kb = key(b);
+    if (ka != kb) return ka < kb;
+    return prompts[a].size() > prompts[b].size();
+  });
+  std::vector<std::string> out(reqs.size());
+  size_t i = 0;
+  while (i < order.size()) {
+    size_t j = i;
+    std::string k = key(order[i]);
+    while (j < order.size() && j - i < static_cast<size_t>(opts_.batch_size) && key(order[j]) == k) ++j;
+    std::vector<std::vector<int64_t>> batch;
+    for (size_t t = i; t < j; ++t) batch.push_back(prompts[order[t]]);
+    auto gen = generate_tokens(batch, reqs[order[i]]);
+    for (size_t t = i; t < j; ++t) {
+      const auto& p = prompts[order[t]];
+      auto all = p;
+      all.insert(all.end(), gen[t - i].begin(), gen[t - i].end());
+      std::string full = tok.decode(to_i32(all), true), head = tok.decode(to_i32(p), true);
+      std::string text = starts_with(full, head) ? full.substr(head.size()) : tok.decode(to_i32(gen[t - i]), true);
+      size_t cut = std::string::npos;
+      for (const auto& s : reqs[order[t]].until)
+        if (!s.empty()) cut = std::min(cut, text.find(s));
+      if (cut != std::string::npos) text.resize(cut);
+      out[order[t]] = text;
+    }
+    i = j;
+  }
+  return out;
+}
+
+KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::string>& texts) {
+  torch::NoGradGuard ng;
+  if (base.tokenizer().tokenizer_json() != other.tokenizer().tokenizer_json())
+    throw Error("KL divergence needs both models to share one tokenizer");
+  std::vector<double> kls;
+  int64_t same = 0;
+  auto& bn = base.model().net;
+  auto& on = other.model().net;
+  auto prefix = special_prefix(base.tokenizer());
+  if (prefix.empty()) prefix.push_back(start_token(base.tokenizer(), base.model().config));
+  const int64_t L = std::min(base.model().config.max_position_embeddings, other.model().config.max_position_embeddings);
+  for (const auto& text : texts) {
+    auto ids = prefix;
+    auto body = to_i64(base.tokenizer().encode(text, false));
+    ids.insert(ids.end(), body.begin(), body.end());
+    if (static_cast<int64_t>(ids.size()) > L) ids.resize(L);
+    if (ids.size() < 2) continue;
+    auto t = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    auto lb = torch::log_softmax(bn->forward(t.to(model_device(bn))).to(torch::kCPU, torch::kFloat64), -1)[0];
+    auto lo = torch::log_softmax(on->forward(t.to(model_device(on))).to(torch::kCPU, torch::kFloat64), -1)[0];
+    auto kl = (lb.exp() * (lb - lo)).sum(-1);  // (T)
+    auto agree = (lb.argmax(-1) == lo.argmax(-1));
+    auto kl_a = kl.accessor<double, 1>();
+    for (int64_t i = 0; i < kl.size(0); ++i) kls.push_back(std::max(0.0, kl_a[i]));
+    same += agree.sum().item<int64_t>();
+  }
+  KlStats s;
+  s.n_positions = static_cast<int64_t>(kls.size());
+  if (kls.empty()) return s;
+  double sum = 0, sq = 0;
+  for (double v : kls) sum += v, sq += v * v;
+  double n = static_cast<double>(kls.size());
+  s.mean = sum / n;
+  s.stderr_ = kls.size() > 1 ? std::sqrt(std::max(0.0, (sq / n - s.mean * s.mean)) * n / (n - 1) / n) : 0;
+  std::sort(kls.begin(), kls.end());
+  auto pct = [&](double q) { return kls[static_cast<size_t>(std::min(n - 1, std::floor(q * (n - 1) + 0.5)))]; };
+  s.median = pct(0.5);
+  s.p90 = pct(0.9);
+  s.p99 = pct(0.99);
+  s.max = kls.back();
+  s.same_top_share = static_cast<double>(same) / n;
+  return s;
+}
+
+}  // namespace atax

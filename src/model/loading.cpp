@@ -1,0 +1,160 @@
+// Model folders in and out, the device switch, and thread settings.
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "model/model.h"
+
+namespace atax {
+
+namespace {
+std::map<std::string, ModelFileLoader>& file_loaders() {
+  static std::map<std::string, ModelFileLoader> loaders;
+  return loaders;
+}
+
+// sha256 of a file; for files over 1 GiB, of its size, head, tail and 64 evenly spaced 1 MiB
+// samples (a full pass over a 14 GB checkpoint would dominate every evaluation's start-up).
+std::string file_fingerprint(const fs::path& path) {
+  auto size = fs::file_size(path);
+  if (size <= (1ull << 30)) return sha256_file(path);
+  std::ifstream in(path, std::ios::binary);
+  Sha256 h;
+  h.update(std::to_string(size));
+  std::vector<char> buf(1 << 20);
+  for (int i = 0; i <= 64; ++i) {
+    uint64_t off = std::min<uint64_t>(size - buf.size(), (size - buf.size()) / 64 * i);
+    in.seekg(static_cast<std::streamoff>(off));
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.update(buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  return h.hex_digest();
+}
+}  // namespace
+
+void register_model_file_loader(const std::string& extension, ModelFileLoader loader) {
+  file_loaders()[extension] = std::move(loader);
+}
+
+torch::Device resolve_device(const std::string& spec_in) {
+  std::string spec = spec_in;
+  if (spec.empty() || spec == "auto") {
+    const char* env = std::getenv("ATAX_DEVICE");
+    spec = env && *env ? env : "auto";
+  }
+  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec == "cpu") return torch::Device(torch::kCPU);
+  if (starts_with(spec, "cuda")) {
+    if (!torch::cuda::is_available())
+      throw Error("device \"" + spec + "\" asked for, but this LibTorch has no usable CUDA", "",
+                  "use --device cpu, or build atax against a CUDA LibTorch with -DTorch_DIR=...");
+    return torch::Device(spec);
+  }
+  throw Error("unknown device \"" + spec + "\"", "", "use auto, cpu, cuda or cuda:N");
+}
+
+void configure_threads(int threads) {
+  if (threads <= 0) {
+    const char* env = std::getenv("ATAX_THREADS");
+    threads = env ? std::atoi(env) : 0;
+  }
+  // Measured default (bench/threads): on the 2-core machines one intra-op thread per process is
+  // Debian LibTorch's own default, and 2 threads on a 2-core box oversubscribe with OpenBLAS.
+  if (threads <= 0) return;
+  at::set_num_threads(threads);
+}
+
+LoadedModel make_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
+                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source) {
+  LoadedModel lm;
+  lm.config = config;
+  lm.net = CausalLm(config);
+  if (!weights.empty()) lm.net->load_hf_state_dict(weights, source.string());
+  lm.net->to(resolve_device(opts.device), opts.dtype);
+  lm.net->eval();
+  lm.tokenizer = std::move(tokenizer);
+  lm.source = std::move(source);
+  if (lm.tokenizer && lm.tokenizer->vocab_size() > config.vocab_size)
+    throw Error(fmt::format("tokenizer has {} tokens but the model's vocab_size is {}", lm.tokenizer->vocab_size(),
+                            config.vocab_size),
+                lm.source.string(), "the tokenizer does not belong to this model");
+  Sha256 h;
+  h.update(config.to_json().dump());
+  for (const auto& [k, v] : lm.net->hf_state_dict()) {
+    auto c = v.to(torch::kCPU, torch::kFloat32).contiguous();
+    h.update(k);
+    h.update(c.data_ptr(), c.numel() * c.element_size());
+  }
+  if (lm.tokenizer) h.update(lm.tokenizer->tokenizer_json().dump());
+  lm.content_hash = h.hex_digest();
+  return lm;
+}
+
+LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
+  if (!fs::exists(path)) throw Error("no such model folder or file", path.string());
+  if (fs::is_regular_file(path)) {
+    auto it = file_loaders().find(path.extension().string());
+    if (it == file_loaders().end())
+      throw Error("not a model folder, and no loader for files of type \"" + path.extension().string() + "\"",
+                  path.string(), "pass a Hugging Face folder (config.json + *.safetensors) or a .gguf file");
+    return it->second(path, opts);
+  }
+  fs::path cfg_path = path / "config.json";
+  ModelConfig config = ModelConfig::from_json(read_json(cfg_path), cfg_path.string());
+  auto weights = load_safetensors_dir(path);
+  std::shared_ptr<Tokenizer> tok;
+  if (fs::exists(path / "tokenizer.json")) tok = std::make_shared<Tokenizer>(Tokenizer::load(path));
+  std::string weights_file = fs::exists(path / "model.safetensors") ? (path / "model.safetensors").string()
+                                                                     : (path / "model.safetensors.index.json").string();
+  LoadedModel lm;
+  lm.config = config;
+  lm.net = CausalLm(config);
+  lm.net->load_hf_state_dict(weights, weights_file);
+  weights.clear();
+  lm.net->to(resolve_device(opts.device), opts.dtype);
+  lm.net->eval();
+  lm.tokenizer = tok;
+  lm.source = path;
+  if (tok && tok->vocab_size() > config.vocab_size)
+    throw Error(fmt::format("tokenizer has {} tokens but vocab_size is {}", tok->vocab_size(), config.vocab_size),
+                (path / "tokenizer.json").string(), "the tokenizer does not belong to this model");
+  Sha256 h;
+  h.update(read_file(cfg_path));
+  for (const auto& entry : fs::directory_iterator(path)) {
+    auto name = entry.path().filename().string();
+    if (ends_with(name, ".safetensors")) h.update(name).update(file_fingerprint(entry.path()));
+  }
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    if (fs::exists(path / f)) h.update(read_file(path / f));
+  lm.content_hash = h.hex_digest();
+  return lm;
+}
+
+void save_model(const LoadedModel& model, const fs::path& dir, torch::Dtype dtype, const json& extra_files) {
+  fs::path staging = staging_dir_for(dir);
+  try {
+    json cfg = model.config.to_json();
+    cfg["torch_dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+    write_json_atomic(staging / "config.json", cfg);
+    std::map<std::string, torch::Tensor> tensors;
+    for (auto& [k, v] : model.net->hf_state_dict()) tensors[k] = v.to(torch::kCPU, dtype);
+    if (model.config.tie_word_embeddings) tensors.erase("lm_head.weight");
+    save_safetensors(staging / "model.safetensors", tensors);
+    if (model.tokenizer) model.tokenizer->save(staging);
+    json gen = {{"_from_model_config", true}};
+    if (model.config.bos_token_id) gen["bos_token_id"] = *model.config.bos_token_id;
+    if (model.config.eos_token_id) gen["eos_token_id"] = *model.config.eos_token_id;
+    write_json_atomic(staging / "generation_config.json", gen);
+    for (auto it = extra_files.begin(); it != extra_files.end(); ++it) {
+      if (it.value().is_string()) write_file_atomic(staging / it.key(), it.value().get<std::string>());
+      else write_json_atomic(staging / it.key(), it.value());
+    }
+    commit_dir(staging, dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    throw;
+  }
+}
+
+}  // namespace atax
