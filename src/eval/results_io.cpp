@@ -1,0 +1,186 @@
+// Results files: the lm-evaluation-harness-like JSON, per-item scores, samples JSONL, Markdown.
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "eval/eval.h"
+
+namespace atax {
+namespace {
+
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
+
+// Splits "acc,none" / "acc_stderr,none" into (name, filter).
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  auto comma = key.rfind(',');
+  if (comma == std::string::npos) return {key, "none"};
+  return {key.substr(0, comma), key.substr(comma + 1)};
+}
+
+}  // namespace
+
+json results_to_json(const EvalResults& r) {
+  json doc;
+  json results = json::object(), versions = json::object(), configs = json::object(), nsamples = json::object();
+  json hib = json::object(), methods = json::object(), items = json::object(), subtasks = json::object();
+  for (const auto& t : r.tasks) {
+    json res = {{"alias", t.task}, {"n", t.n_effective}};
+    json h = json::object(), meth = json::object(), it = json::object();
+    for (const auto& m : t.metrics) {
+      res[m.key()] = finite_or_null(m.value);
+      res[m.stderr_key()] = finite_or_null(m.stderr_);
+      h[m.name] = m.higher_is_better;
+      meth[m.key()] = m.stderr_method;
+      json scores = json::array();
+      for (double v : m.scores) scores.push_back(finite_or_null(v));
+      it[m.key()] = {{"doc_ids", m.doc_ids}, {"scores", scores}};
+    }
+    results[t.task] = res;
+    versions[t.task] = t.version;
+    configs[t.task] = t.config;
+    nsamples[t.task] = {{"original", t.n_original}, {"effective", t.n_effective}};
+    hib[t.task] = h;
+    methods[t.task] = meth;
+    items[t.task] = it;
+    if (!t.parent.empty()) subtasks[t.parent].push_back(t.task);
+  }
+  doc["results"] = results;
+  doc["group_subtasks"] = subtasks;
+  doc["versions"] = versions;
+  doc["configs"] = configs;
+  doc["n-samples"] = nsamples;
+  doc["higher_is_better"] = hib;
+  doc["stderr_methods"] = methods;
+  doc["model"] = {{"name", r.model_name}, {"content_hash", r.model_hash}};
+  doc["model_name"] = r.model_name;
+  doc["model_content_hash"] = r.model_hash;
+  doc["atax_version"] = r.atax_version;
+  doc["atax_git_hash"] = r.atax_git_hash;
+  doc["date"] = r.date;
+  doc["settings"] = r.settings;
+  doc["total_evaluation_time_seconds"] = r.wall_s;
+  doc["requests"] = {{"sent", r.requests_sent}, {"cached", r.requests_cached}};
+  doc["item_scores"] = items;
+  return doc;
+}
+
+EvalResults results_from_json(const json& doc, const std::string& file) {
+  const std::string hint = "expected a results file written by `atax eval`";
+  if (!doc.is_object() || !doc.contains("results") || !doc["results"].is_object())
+    throw Error("no \"results\" object", file, hint);
+  EvalResults r;
+  r.model_name = doc.value("model_name", "");
+  r.model_hash = doc.value("model_content_hash", "");
+  r.atax_version = doc.value("atax_version", "");
+  r.atax_git_hash = doc.value("atax_git_hash", "");
+  r.date = doc.value("date", "");
+  r.settings = doc.value("settings", json::object());
+  r.wall_s = doc.value("total_evaluation_time_seconds", 0.0);
+  if (doc.contains("requests")) {
+    r.requests_sent = doc["requests"].value("sent", int64_t{0});
+    r.requests_cached = doc["requests"].value("cached", int64_t{0});
+  }
+  std::map<std::string, std::string> parent_of;
+  if (doc.contains("group_subtasks") && doc["group_subtasks"].is_object())
+    for (auto it = doc["group_subtasks"].begin(); it != doc["group_subtasks"].end(); ++it)
+      for (const auto& s : it.value()) parent_of[s.get<std::string>()] = it.key();
+  const json empty = json::object();
+  auto section = [&](const char* name, const std::string& task) -> const json& {
+    if (doc.contains(name) && doc[name].is_object() && doc[name].contains(task)) return doc[name][task];
+    return empty;
+  };
+  for (auto it = doc["results"].begin(); it != doc["results"].end(); ++it) {
+    const std::string& task = it.key();
+    const json& res = it.value();
+    if (!res.is_object()) throw Error("results." + task + " is not an object", file, hint);
+    TaskResult t;
+    t.task = task;
+    t.parent = parent_of.count(task) ? parent_of[task] : "";
+    t.version = doc.contains("versions") ? doc["versions"].value(task, 0) : 0;
+    t.config = section("configs", task);
+    const json& ns = section("n-samples", task);
+    t.n_original = ns.value("original", int64_t{0});
+    t.n_effective = ns.value("effective", res.value("n", int64_t{0}));
+    t.group = t.config.value("group", "");
+    const json& hib = section("higher_is_better", task);
+    const json& meth = section("stderr_methods", task);
+    const json& items = section("item_scores", task);
+    for (auto m = res.begin(); m != res.end(); ++m) {
+      if (m.key() == "alias" || m.key() == "n") continue;
+      auto [name, filter] = split_key(m.key());
+      if (ends_with(name, "_stderr") && res.contains(name.substr(0, name.size() - 7) + "," + filter)) continue;
+      MetricResult mr;
+      mr.name = name;
+      mr.filter = filter;
+      mr.value = number_or_nan(m.value());
+      mr.stderr_ = number_or_nan(res.value(mr.stderr_key(), json(nullptr)));
+      mr.higher_is_better = hib.value(name, true);
+      mr.stderr_method = meth.value(mr.key(), std::string("mean"));
+      if (items.contains(mr.key())) {
+        const json& is = items[mr.key()];
+        if (!is.contains("doc_ids") || !is.contains("scores") || is["doc_ids"].size() != is["scores"].size())
+          throw Error("item_scores." + task + "." + mr.key() + " needs doc_ids and scores of equal length", file, hint);
+        for (const auto& d : is["doc_ids"]) mr.doc_ids.push_back(d.get<std::string>());
+        for (const auto& s : is["scores"]) mr.scores.push_back(number_or_nan(s));
+      }
+      t.metrics.push_back(std::move(mr));
+    }
+    r.tasks.push_back(std::move(t));
+  }
+  return r;
+}
+
+fs::path samples_path(const fs::path& out, const std::string& task) {
+  std::string stem = out.filename().string();
+  if (ends_with(stem, ".json")) stem = stem.substr(0, stem.size() - 5);
+  std::string safe = replace_all(task, "/", "__");
+  return out.parent_path() / (stem + ".samples." + safe + ".jsonl");
+}
+
+void write_results(const EvalResults& results, const fs::path& out) {
+  json doc = results_to_json(results);
+  json samples = json::object();
+  for (const auto& t : results.tasks) {
+    if (t.samples.empty() || !t.parent.empty()) continue;
+    fs::path p = samples_path(out, t.task);
+    write_jsonl_atomic(p, t.samples);
+    samples[t.task] = p.filename().string();
+  }
+  if (!samples.empty()) doc["samples"] = samples;
+  write_json_atomic(out, doc, 2);  // last: a results file implies its samples are complete
+}
+
+EvalResults read_results(const fs::path& path, bool with_samples) {
+  json doc = read_json(path);
+  EvalResults r = results_from_json(doc, path.string());
+  if (with_samples && doc.contains("samples") && doc["samples"].is_object()) {
+    for (auto& t : r.tasks) {
+      if (!doc["samples"].contains(t.task)) continue;
+      fs::path p = path.parent_path() / doc["samples"][t.task].get<std::string>();
+      t.samples = read_jsonl(p);
+    }
+  }
+  return r;
+}
+
+std::string results_markdown(const EvalResults& r) {
+  std::string out = "| task | version | metric | filter | n | value | ± stderr | better |\n";
+  out += "|---|---:|---|---|---:|---:|---:|:---:|\n";
+  char buf[64];
+  for (const auto& t : r.tasks) {
+    for (const auto& m : t.metrics) {
+      std::snprintf(buf, sizeof(buf), "%.4f", m.value);
+      std::string v = buf;
+      std::snprintf(buf, sizeof(buf), "%.4f", m.stderr_);
+      std::string e = buf;
+      out += "| " + t.task + " | " + std::to_string(t.version) + " | " + m.name + " | " + m.filter + " | " +
+             std::to_string(m.scores.empty() ? t.n_effective : static_cast<int64_t>(m.scores.size())) + " | " + v +
+             " | " + e + " | " + (m.higher_is_better ? "↑" : "↓") + " |\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace atax
