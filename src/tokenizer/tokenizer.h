@@ -25,19 +25,41 @@ std::string chat_format_name(ChatFormat f);
 // --chat-template chatml|llama3|llama2|plain) when it matches none of the built-in formats.
 ChatFormat detect_chat_format(const std::string& jinja_template, const std::string& file = {});
 
+// Renders `messages` in format `f`, exactly as the format's Jinja template (chat_template_jinja)
+// does under transformers' apply_chat_template; with add_generation_prompt the assistant turn is
+// left open. The formats write fixed token texts (<|im_start|>, <|begin_of_text|>, <s>, </s>);
+// the result already holds the BOS text where the format has one, so encode it with
+// add_special_tokens = false. Fails with Error for roles the format cannot express (plain:
+// system/user/assistant; llama2: an optional system, then alternating user/assistant).
+std::string render_chat(ChatFormat f, const std::vector<ChatMessage>& messages, bool add_generation_prompt = true);
+// The Jinja `chat_template` string for tokenizer_config.json that renders format `f`; it is
+// recognised by detect_chat_format.
+std::string chat_template_jinja(ChatFormat f);
+
 class Tokenizer {
  public:
-  // Loads `path` = a tokenizer.json file or a folder holding tokenizer.json (and optionally
-  // tokenizer_config.json). Fails with Error naming the file for malformed or unsupported content.
+  // Loads `path` = a tokenizer.json file or a folder holding tokenizer.json, plus the
+  // tokenizer_config.json beside it if there is one. Fails with Error naming the file (and a
+  // hint) for malformed or unsupported content. Supported: model BPE (merges as "a b" or [a, b],
+  // byte_fallback, fuse_unk, ignore_merges, unk); normalizers NFC/NFD/NFKC/NFKD, Lowercase,
+  // Prepend, Replace, Strip, StripAccents, Sequence; pre-tokenizers Split, ByteLevel, Metaspace,
+  // Digits, Whitespace(Split), Sequence; decoders ByteLevel, Replace, ByteFallback, Fuse, Strip,
+  // Metaspace, BPEDecoder, Sequence; post-processors TemplateProcessing, ByteLevel,
+  // Roberta/BertProcessing, Sequence. `truncation` and `padding` are ignored. Like
+  // transformers, a Llama-class config (or one that sets add_bos_token / add_eos_token)
+  // replaces the post-processor by "[bos] $A [eos]".
   static Tokenizer load(const fs::path& path);
-  // Builds from parsed tokenizer.json / tokenizer_config.json documents.
+  // Builds from parsed tokenizer.json / tokenizer_config.json documents; `name` is the file name
+  // errors report.
   static Tokenizer from_json(const json& tokenizer_json, const json& tokenizer_config = json::object(),
                              const std::string& name = "tokenizer.json");
 
   // Encodes like HF `tokenizer(text, add_special_tokens=...)`: normalizer, added tokens split
-  // out, pre-tokenizer, model, and the post-processor when add_special_tokens.
+  // out, pre-tokenizer, model, and the post-processor when add_special_tokens. Ill-formed UTF-8
+  // is read as U+FFFD. Thread-safe (the word cache is locked).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
   // Decodes like HF `decode(ids, skip_special_tokens=..., clean_up_tokenization_spaces=False)`.
+  // Fails with Error for an id outside [0, vocab_size()).
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
   std::vector<std::string> tokens(const std::vector<int32_t>& ids) const;  // vocab pieces
 
@@ -49,25 +71,28 @@ class Tokenizer {
   std::optional<int32_t> bos_id() const;
   std::optional<int32_t> eos_id() const;
   std::optional<int32_t> pad_id() const;
-  // Ids that end generation: eos and, for chat formats, the end-of-turn token.
+  // Ids that end generation: eos, then <|im_end|> and <|eot_id|> where the vocab has them.
   std::vector<int32_t> stop_ids() const;
 
   // The chat format: the override if set, else detected from tokenizer_config's chat_template
   // (Error if there is none or it is unrecognised).
   ChatFormat chat_format() const;
   void set_chat_format(ChatFormat f);
-  // Renders messages; with add_generation_prompt the assistant turn is left open.
+  // Renders messages with chat_format() (see render_chat); encode the result with
+  // add_special_tokens = false.
   std::string apply_chat_template(const std::vector<ChatMessage>& messages,
                                   bool add_generation_prompt = true) const;
 
   const json& tokenizer_json() const;
   const json& tokenizer_config() const;
-  // Writes tokenizer.json and tokenizer_config.json into `dir` (atomically).
+  // Writes tokenizer.json and tokenizer_config.json into `dir` (each atomically); a chat format
+  // set with set_chat_format is written as the config's chat_template.
   void save(const fs::path& dir) const;
 
   struct Impl;
 
  private:
+  static Tokenizer build(json tokenizer_json, json tokenizer_config, const std::string& name);
   std::shared_ptr<const Impl> impl_;
   std::optional<ChatFormat> chat_override_;
 };
@@ -83,7 +108,12 @@ struct BpeTrainOptions {
 };
 
 // Trains a byte-level BPE tokenizer (GPT-2 pre-tokenizer regex, byte-level decoder) on `texts`.
-// Deterministic: ties between equally frequent pairs break by the pair's byte order.
+// Deterministic: ties between equally frequent pairs break by the pair's byte order. Ids: the
+// special tokens (the given ones, then bos/eos/pad and the chat format's tokens if missing), the
+// 256 bytes, then one per merge; merging stops at vocab_size or below min_frequency. The result
+// has a TemplateProcessing "bos $A" post-processor when bos_token is set (none otherwise) and a
+// tokenizer_config with bos/eos/pad and chat_template_jinja(chat_format). Fails with Error if
+// vocab_size < 256 + the number of special tokens.
 Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions& opts);
 
 }  // namespace atax
