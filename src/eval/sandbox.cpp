@@ -1,17 +1,23 @@
 // eval/sandbox: one contained python3 process per sample.
 //
-// Process tree (all in one new session / process group, all in the run's cgroup):
-//   atax ── C1 supervisor: setsid, joins the cgroup, unshare(NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS),
-//            │              (falls back to a user namespace, then to single namespaces)
-//            └─ C2 init (PID 1 of the new PID namespace): private mounts, fresh /proc, "/" read-only
-//               │          (recursively), a size-limited tmpfs as the working folder, writes prog.py,
-//               │          reaps, and reports the program's wait status through the status pipe.
-//               └─ C3 python3 -I -B prog.py: rlimits, capabilities dropped, uid nobody, no new
-//                           privileges, stdin /dev/null, stdout/stderr to pipes, scrubbed environment.
-// The parent polls the pipes against the wall-clock deadline and always ends with
-// kill(-pgid, SIGKILL) + a kill of everything left in the cgroup. When C2 (PID 1) dies the kernel
-// kills everything else in its PID namespace. Python is deliberately not PID 1: PID 1 ignores
-// signals it has no handler for, and os.kill(os.getppid(), 9) should meet a root-owned process.
+// Process tree (one new session; everything in the run's cgroup where there is one):
+//   atax ── C1 supervisor (own group): setsid, joins the cgroup, unshare(NEWNS|NEWPID|NEWNET|NEWIPC|
+//            │    NEWUTS) (else a user namespace mapping only our uid, else single namespaces),
+//            │    reports C2's pid, reaps C2.
+//            └─ C2 init (PID 1 of the new PID namespace; leader of the program's group): private
+//               │    mounts, fresh /proc, every mount read-only (recursively), size-limited tmpfs
+//               │    over the working folder and /dev/shm, writes prog.py, reaps orphans.
+//               └─ M monitor (only with a PID namespace): waits for the program and reports its
+//                  │    wait status through the status pipe.
+//                  └─ C3 python3 -I -B prog.py: rlimits, bounding capabilities dropped, uid nobody
+//                          (when we are root), no new privileges, stdin /dev/null, stdout/stderr to
+//                          pipes, scrubbed environment.
+// The parent polls the pipes against the wall-clock deadline and always ends by SIGKILLing the
+// program's group, waiting for C1 (which reaps C2 only after the kernel has killed everything in
+// C2's PID namespace), SIGKILLing C1's group and everything left in the cgroup. Python is not a
+// child of PID 1 because PID 1 ignores signals from inside its namespace: os.kill(os.getppid(), 9)
+// meets the monitor, which as root it cannot signal, and whose death (in a user namespace, where it
+// can) fails the run.
 //
 // Between fork() and execve() only async-signal-safe calls are made (raw syscalls, no allocation):
 // everything the children need is prepared in the parent first.
@@ -50,12 +56,14 @@ constexpr int kStatusEnforced = 1;  // value: enforcement bits (written just bef
 constexpr int kStatusExecErrno = 2;  // value: errno of a failed execve
 constexpr int kStatusExit = 3;       // value: the program's raw wait status (written by C2)
 constexpr int kStatusSetupErrno = 4; // value: step * 1000 + errno of a failed setup step
+constexpr int kStatusInitPid = 5;    // value: C2's pid (the leader of the program's process group)
 
 // Enforcement bits, reported by C3 just before execve.
 enum : int32_t {
   kPidNs = 1 << 0, kNetNs = 1 << 1, kMountNs = 1 << 2, kIpcNs = 1 << 3, kRoRoot = 1 << 4,
   kTmpfs = 1 << 5, kCgroupPids = 1 << 6, kUidNobody = 1 << 7, kUserNs = 1 << 8, kRlimits = 1 << 9,
-  kNewProc = 1 << 10, kNoNewPrivs = 1 << 11, kCapsDropped = 1 << 12,
+  kNewProc = 1 << 10, kNoNewPrivs = 1 << 11, kCapsDropped = 1 << 12, kNprocLimit = 1 << 13,
+  kShm = 1 << 14,
 };
 
 struct StatusRecord {
@@ -139,7 +147,9 @@ struct ChildPlan {
   const char* prog_path = nullptr;
   const char* program = nullptr;
   size_t program_len = 0;
-  const char* tmpfs_opts = nullptr;
+  const char* tmpfs_opts_nobody = nullptr;  // size, mode, owned by nobody (we run the program as nobody)
+  const char* tmpfs_opts_plain = nullptr;   // size, mode, owned by whoever mounts it
+  const char* tmpfs_opts_shm = nullptr;     // size, mode 1777
   const char* cgroup_procs = nullptr;  // nullptr: no cgroup
   const std::vector<std::string>* mount_points = nullptr;  // fallback when mount_setattr is missing
   int out_w = -1, err_w = -1, status_w = -1;
@@ -202,6 +212,8 @@ struct ChildPlan {
     }
   }
   if (caps_ok) bits |= kCapsDropped;
+  // RLIMIT_NPROC binds every uid but the initial namespace's root (outside any user namespace).
+  if (limits_ok && ((bits & kUidNobody) || p.outer_uid != 0)) bits |= kNprocLimit;
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) bits |= kNoNewPrivs;
 
   // Nothing but 0, 1, 2 survives execve (the status pipe is already close-on-exec).
@@ -218,8 +230,28 @@ struct ChildPlan {
   ::_exit(127);
 }
 
+// Forks the program (C3), waits for it and reports its wait status through the status pipe.
+[[noreturn]] void run_program_and_report(const ChildPlan& p, int32_t bits) {
+  pid_t c3 = ::fork();
+  if (c3 < 0) {
+    send_status(p.status_w, kStatusSetupErrno, 1000 * 5 + errno);
+    ::_exit(126);
+  }
+  if (c3 == 0) run_c3(p, bits);
+  ::close(p.out_w);
+  ::close(p.err_w);
+  for (;;) {
+    int st = 0;
+    pid_t w = ::waitpid(c3, &st, 0);
+    if (w < 0 && errno == EINTR) continue;
+    if (w == c3) send_status(p.status_w, kStatusExit, st);
+    ::_exit(w == c3 ? 0 : 125);
+  }
+}
+
 [[noreturn]] void run_c2(const ChildPlan& p, int32_t bits) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // C1 gone -> C2 gone -> PID namespace gone
+  ::setpgid(0, 0);  // the program's group: the parent kills it while C1 (its own group) waits
   if (bits & kMountNs) {
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0) {
       // A /proc of the new PID namespace: the program sees only its own processes.
@@ -239,10 +271,19 @@ struct ChildPlan {
         }
       }
       if (ro) bits |= kRoRoot;
-      if (::mount("tmpfs", p.workdir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfs_opts) == 0) bits |= kTmpfs;
+      const bool to_nobody = p.is_root && !(bits & kUserNs);
+      if (::mount("tmpfs", p.workdir, "tmpfs", MS_NOSUID | MS_NODEV,
+                  to_nobody ? p.tmpfs_opts_nobody : p.tmpfs_opts_plain) == 0)
+        bits |= kTmpfs;
+      // A private /dev/shm (POSIX semaphores, multiprocessing), as small as the working folder.
+      if (::mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p.tmpfs_opts_shm) == 0) bits |= kShm;
     } else {
       bits &= ~kMountNs;
     }
+  }
+  // Without a tmpfs the host folder is the working folder: it must belong to the program's uid.
+  if (!(bits & kTmpfs) && p.is_root && !(bits & kUserNs)) {
+    if (::chown(p.workdir, kNobody, kNobody) != 0) { /* the program then cannot write its folder */ }
   }
   // The program file: written here so that it lands in the private tmpfs when there is one.
   int fd = ::open(p.prog_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -253,25 +294,26 @@ struct ChildPlan {
   write_all_raw(fd, p.program, p.program_len);
   ::close(fd);
 
-  pid_t c3 = ::fork();
-  if (c3 < 0) {
-    send_status(p.status_w, kStatusSetupErrno, 1000 * 5 + errno);
-    ::_exit(126);
-  }
-  if (c3 == 0) run_c3(p, bits);
-  ::close(p.out_w);
-  ::close(p.err_w);
-  // As PID 1 of its namespace C2 also reaps orphans; it reports only the program's status.
-  for (;;) {
-    int st = 0;
-    pid_t w = ::waitpid(-1, &st, 0);
-    if (w < 0 && errno == EINTR) continue;
-    if (w == c3) {
-      send_status(p.status_w, kStatusExit, st);
-      ::_exit(0);
+  if (bits & kPidNs) {
+    // C2 is PID 1, which ignores signals from inside its namespace: put a monitor between it and
+    // the program, so that os.kill(os.getppid(), 9) meets a process whose death fails the run.
+    pid_t monitor = ::fork();
+    if (monitor < 0) {
+      send_status(p.status_w, kStatusSetupErrno, 1000 * 5 + errno);
+      ::_exit(126);
     }
-    if (w < 0) ::_exit(125);
+    if (monitor == 0) run_program_and_report(p, bits);
+    ::close(p.out_w);
+    ::close(p.err_w);
+    ::close(p.status_w);
+    for (;;) {  // reap everything; leave (tearing the namespace down) when the monitor is done
+      int st = 0;
+      pid_t w = ::waitpid(-1, &st, 0);
+      if (w < 0 && errno == EINTR) continue;
+      if (w == monitor || w < 0) ::_exit(0);
+    }
   }
+  run_program_and_report(p, bits);
 }
 
 [[noreturn]] void run_c1(const ChildPlan& p) {
@@ -315,6 +357,7 @@ struct ChildPlan {
     ::_exit(126);
   }
   if (c2 == 0) run_c2(p, bits);
+  send_status(p.status_w, kStatusInitPid, c2);
   ::close(p.out_w);
   ::close(p.err_w);
   ::close(p.status_w);
@@ -338,11 +381,13 @@ std::string enforced_string(int32_t bits) {
   if (bits & kNewProc) parts.push_back("proc");
   if (bits & kRoRoot) parts.push_back("ro-root");
   if (bits & kTmpfs) parts.push_back("tmpfs");
+  if (bits & kShm) parts.push_back("shm");
   if (bits & kCgroupPids) parts.push_back("cgroup-pids");
   if (bits & kUidNobody) parts.push_back("uid-nobody");
   if (bits & kCapsDropped) parts.push_back("no-caps");
   if (bits & kNoNewPrivs) parts.push_back("no-new-privs");
   if (bits & kRlimits) parts.push_back("rlimits");
+  if (bits & kNprocLimit) parts.push_back("nproc-limit");
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
   return out;
@@ -564,10 +609,6 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
                 "check that the temporary folder (TMPDIR) exists and is writable");
   const std::string workdir = tmpl_buf.data();
   const bool is_root = ::geteuid() == 0;
-  if (is_root) {
-    // Used as is only when no private tmpfs can be mounted over it.
-    if (::chown(workdir.c_str(), kNobody, kNobody) != 0) { /* the program then cannot write */ }
-  }
   const std::string prog_path = workdir + "/prog.py";
 
   // The run's cgroup (pids.max), where one can be made.
@@ -594,12 +635,16 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
                                                  : already + 4 * static_cast<int64_t>(limits.nproc) + 64;
 
   const int64_t file_mb = std::max<int64_t>(limits.file_mb, 1);
-  std::string tmpfs_opts = "size=" + std::to_string(std::max<int64_t>(4 * file_mb, 8)) + "m,nr_inodes=4096,mode=0700";
-  if (is_root) tmpfs_opts += ",uid=65534,gid=65534";
+  const std::string tmpfs_opts = "size=" + std::to_string(std::max<int64_t>(4 * file_mb, 8)) + "m,nr_inodes=4096,mode=0700";
+  const std::string tmpfs_opts_nobody = tmpfs_opts + ",uid=65534,gid=65534";
+  const std::string tmpfs_opts_shm = "size=" + std::to_string(std::max<int64_t>(4 * file_mb, 8)) + "m,nr_inodes=1024,mode=1777";
 
   std::vector<std::string> argv_s = {python, "-I", "-B", prog_path};
   std::vector<std::string> env_s = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + workdir, "TMPDIR=" + workdir,
-                                    "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONIOENCODING=utf-8"};
+                                    "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONIOENCODING=utf-8",
+                                    // BLAS thread pools would otherwise size themselves to the machine
+                                    // and run into the address-space and process limits.
+                                    "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"};
   std::vector<char*> argv, envp;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -627,7 +672,9 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
   plan.prog_path = prog_path.c_str();
   plan.program = program.data();
   plan.program_len = program.size();
-  plan.tmpfs_opts = tmpfs_opts.c_str();
+  plan.tmpfs_opts_nobody = tmpfs_opts_nobody.c_str();
+  plan.tmpfs_opts_plain = tmpfs_opts.c_str();
+  plan.tmpfs_opts_shm = tmpfs_opts_shm.c_str();
   plan.cgroup_procs = cgroup_procs.empty() ? nullptr : cgroup_procs.c_str();
   plan.mount_points = &mount_points;
   plan.out_r = out_p[0];
@@ -658,6 +705,7 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
   int32_t enforced_bits = 0;
   bool have_enforced = false, have_exit = false;
   int exit_status = 0, exec_errno = 0, setup_errno = 0;
+  pid_t init_pid = 0;  // C2: leader of the program's process group (PID 1 of its namespace)
 
   if (c1 < 0) {
     for (int fd : {out_p[0], err_p[0], st_p[0]}) ::close(fd);
@@ -683,6 +731,8 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
         have_exit = true;
       } else if (r.tag == kStatusSetupErrno) {
         setup_errno = r.value;
+      } else if (r.tag == kStatusInitPid) {
+        init_pid = r.value;
       }
     }
   };
@@ -735,7 +785,27 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
     }
   }
 
-  // Always: kill the whole group and everything in the cgroup, then reap the supervisor.
+  // Always, even after success: kill the program's process group (C2's); C1, in a group of its
+  // own, reaps C2 only once C2's PID namespace is gone (the kernel kills every process in it
+  // before PID 1 finishes exiting), so waiting for C1 waits for the namespace. Then C1's group,
+  // and everything left in the cgroup.
+  if (pfd[2].fd >= 0) {  // C2's pid may still sit in the status pipe
+    ::fcntl(pfd[2].fd, F_SETFL, O_NONBLOCK);
+    ssize_t n;
+    while ((n = ::read(pfd[2].fd, buf, sizeof buf)) > 0) status_bytes.append(buf, static_cast<size_t>(n));
+    parse_status();
+  }
+  auto c1_exited = [&] {
+    siginfo_t si;
+    si.si_pid = 0;
+    return ::waitid(P_PID, static_cast<id_t>(c1), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == c1;
+  };
+  if (init_pid > 0 && !c1_exited()) {  // C1 alive: C2 is not reaped, so its pid is still C2's
+    ::kill(-init_pid, SIGKILL);
+    ::kill(init_pid, SIGKILL);
+    const double until = now_seconds() + 2.0;
+    while (!c1_exited() && now_seconds() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   ::kill(-c1, SIGKILL);
   ::kill(c1, SIGKILL);
   if (!cgroup_dir.empty()) kill_cgroup(cgroup_dir);
@@ -808,7 +878,7 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
     std::call_once(g_warn_once, [&] {
       std::vector<std::string> missing;
       if (!(enforced_bits & kNetNs)) missing.push_back("network isolation");
-      if (!(enforced_bits & (kCgroupPids | kUidNobody | kUserNs))) missing.push_back("a process limit");
+      if (!(enforced_bits & (kCgroupPids | kNprocLimit))) missing.push_back("a process limit");
       if (!(enforced_bits & kRoRoot)) missing.push_back("a read-only file system");
       if (!missing.empty())
         log_info("sandbox: this system does not allow " + join(missing, ", ") + "; enforced: " + result.enforced);
@@ -835,6 +905,7 @@ const SandboxCapabilities& sandbox_capabilities() {
     c.cgroup_pids = has("cgroup-pids");
     c.unprivileged_uid = has("uid-nobody");
     c.user_namespace = has("userns");
+    c.nproc_limit = has("nproc-limit");
     return c;
   }();
   return caps;

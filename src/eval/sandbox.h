@@ -27,7 +27,7 @@ struct SandboxResult {
   std::string reason;  // "passed", "exit code 1: <last stderr line>", "timed out after 2 s (wall clock)",
                        // "killed by SIGXCPU (cpu limit 1 s)", "could not start ...", ...
   std::string enforced;           // what contained this run: "pidns,netns,mountns,ipcns,proc,ro-root,tmpfs,
-                                  // cgroup-pids,uid-nobody,no-caps,no-new-privs,rlimits" where all held
+                                  // cgroup-pids,uid-nobody,no-caps,no-new-privs,rlimits,nproc-limit" where all held
   bool output_truncated = false;  // stdout or stderr was longer than output_kb
   double wall_s = 0;              // seconds from start to the end of the run
 };
@@ -49,11 +49,12 @@ struct SandboxCapabilities {
   bool private_tmpfs = false;     // the working folder is a size-limited tmpfs of its own
   bool cgroup_pids = false;       // pids.max caps processes (fork bombs), whatever the uid
   bool unprivileged_uid = false;  // runs as nobody: RLIMIT_NPROC is enforced, host files are protected
-  bool user_namespace = false;    // the namespaces come from an unprivileged user namespace
+  bool user_namespace = false;    // the namespaces come from a user namespace (we are not root, or lack CAP_SYS_ADMIN)
+  bool nproc_limit = false;       // RLIMIT_NPROC binds (the program does not run as the initial root)
   std::string enforced;           // the list run_python_sandboxed() reports
   std::string python;             // the interpreter used
   // Fork bombs are contained (cgroup pids.max, or RLIMIT_NPROC under a non-root uid).
-  bool process_limit() const { return cgroup_pids || unprivileged_uid || user_namespace; }
+  bool process_limit() const { return cgroup_pids || nproc_limit; }
 };
 
 // Probes (once per process; later calls return the cached answer) what run_python_sandboxed()

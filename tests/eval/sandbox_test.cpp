@@ -210,6 +210,28 @@ TEST_F(SandboxTest, HostileWriteIsScoredAsFailure) {
   EXPECT_FALSE(std::filesystem::exists(target));
 }
 
+TEST_F(SandboxTest, SharedMemoryIsPrivate) {
+  const auto& caps = atax::sandbox_capabilities();
+  if (!caps.read_only_root) GTEST_SKIP() << "no private mounts here; enforced: " << caps.enforced;
+  const std::string target = "/dev/shm/atax_escape_" + std::to_string(::getpid());
+  SandboxResult r = run_python_sandboxed("open('" + target + "', 'w').write('x')\nprint('wrote')\n", small_limits());
+  EXPECT_FALSE(std::filesystem::exists(target)) << "the sample wrote to the host's /dev/shm";
+  std::filesystem::remove(target);
+}
+
+TEST_F(SandboxTest, LegitimateSubprocessesWork) {
+  // Programs may start processes within the limits (multiprocessing needs /dev/shm semaphores).
+  SandboxResult r = run_python_sandboxed(
+      "import multiprocessing as mp, subprocess, sys\n"
+      "if __name__ == '__main__':\n"
+      "    with mp.Pool(2) as p:\n"
+      "        print(p.map(abs, [-1, -2, -3]))\n"
+      "    print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True).stdout.strip())\n",
+      small_limits());
+  EXPECT_TRUE(r.passed) << r.reason << "\n" << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "[1, 2, 3]\n42\n");
+}
+
 TEST_F(SandboxTest, FileSizeLimitHolds) {
   SandboxResult r = run_python_sandboxed(
       "with open('big.bin', 'wb') as f:\n    f.write(b'x' * (4 * 1024 * 1024))\n", small_limits());  // file_mb = 1
