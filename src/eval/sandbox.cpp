@@ -159,6 +159,7 @@ struct ChildPlan {
   gid_t outer_gid = 0;
   bool is_root = false;
   rlim_t memory_bytes = 0, cpu_s = 0, file_bytes = 0, nproc = 0;
+  rlim_t nproc_userns = 0;  // in a user namespace RLIMIT_NPROC counts only that namespace's processes
 };
 
 [[noreturn]] void run_c3(const ChildPlan& p, int32_t bits) {
@@ -190,7 +191,8 @@ struct ChildPlan {
   lim(RLIMIT_AS, p.memory_bytes, p.memory_bytes);
   lim(RLIMIT_CPU, p.cpu_s, p.cpu_s + 1);  // SIGXCPU at the soft limit, SIGKILL a second later
   lim(RLIMIT_FSIZE, p.file_bytes, p.file_bytes);
-  lim(RLIMIT_NPROC, p.nproc, p.nproc);
+  const rlim_t nproc = (bits & kUserNs) ? p.nproc_userns : p.nproc;
+  lim(RLIMIT_NPROC, nproc, nproc);
   lim(RLIMIT_CORE, 0, 0);
   lim(RLIMIT_NOFILE, 256, 256);
   lim(RLIMIT_MEMLOCK, 0, 0);
@@ -598,15 +600,35 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
   const double t0 = now_seconds();
   const std::string python = find_python3();
 
+  // Pipes (close-on-exec, so that forks in other threads do not inherit them) for stdout, stderr
+  // and the children's status records.
+  int out_p[2], err_p[2], st_p[2];
+  if (::pipe2(out_p, O_CLOEXEC) != 0)
+    throw Error(std::string("cannot create a pipe for the sandbox: ") + std::strerror(errno), "",
+                "too many open files? raise `ulimit -n`");
+  if (::pipe2(err_p, O_CLOEXEC) != 0) {
+    const int e = errno;
+    for (int fd : {out_p[0], out_p[1]}) ::close(fd);
+    throw Error(std::string("cannot create a pipe for the sandbox: ") + std::strerror(e), "", "too many open files? raise `ulimit -n`");
+  }
+  if (::pipe2(st_p, O_CLOEXEC) != 0) {
+    const int e = errno;
+    for (int fd : {out_p[0], out_p[1], err_p[0], err_p[1]}) ::close(fd);
+    throw Error(std::string("cannot create a pipe for the sandbox: ") + std::strerror(e), "", "too many open files? raise `ulimit -n`");
+  }
+
   // A fresh folder for this sample.
   std::error_code ec;
   std::string tmpl = (fs::temp_directory_path(ec) / "atax-sbx-XXXXXX").string();
   if (ec) tmpl = "/tmp/atax-sbx-XXXXXX";
   std::vector<char> tmpl_buf(tmpl.begin(), tmpl.end());
   tmpl_buf.push_back('\0');
-  if (::mkdtemp(tmpl_buf.data()) == nullptr)
-    throw Error(std::string("cannot create a sandbox folder: ") + std::strerror(errno), tmpl,
+  if (::mkdtemp(tmpl_buf.data()) == nullptr) {
+    const int e = errno;
+    for (int fd : {out_p[0], out_p[1], err_p[0], err_p[1], st_p[0], st_p[1]}) ::close(fd);
+    throw Error(std::string("cannot create a sandbox folder: ") + std::strerror(e), tmpl,
                 "check that the temporary folder (TMPDIR) exists and is writable");
+  }
   const std::string workdir = tmpl_buf.data();
   const bool is_root = ::geteuid() == 0;
   const std::string prog_path = workdir + "/prog.py";
@@ -652,18 +674,6 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
   envp.push_back(nullptr);
   const std::vector<std::string> mount_points = read_mount_points();
 
-  int out_p[2], err_p[2], st_p[2];
-  if (::pipe2(out_p, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
-  if (::pipe2(err_p, O_CLOEXEC) != 0) {
-    ::close(out_p[0]);
-    ::close(out_p[1]);
-    throw Error(std::string("pipe: ") + std::strerror(errno));
-  }
-  if (::pipe2(st_p, O_CLOEXEC) != 0) {
-    for (int fd : {out_p[0], out_p[1], err_p[0], err_p[1]}) ::close(fd);
-    throw Error(std::string("pipe: ") + std::strerror(errno));
-  }
-
   ChildPlan plan;
   plan.python = python.c_str();
   plan.argv = argv.data();
@@ -691,6 +701,7 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
   plan.cpu_s = static_cast<rlim_t>(std::max<int64_t>(limits.cpu_s, 1));
   plan.file_bytes = static_cast<rlim_t>(file_mb) << 20;
   plan.nproc = static_cast<rlim_t>(nproc_limit);
+  plan.nproc_userns = static_cast<rlim_t>(std::max(limits.nproc, 1) + 4);  // + C1, C2, the monitor
 
   pid_t c1 = ::fork();
   if (c1 == 0) run_c1(plan);

@@ -67,7 +67,8 @@ TEST(RefusalTest, SympathyAndAiPreamblesAreNotRefusals) {
   EXPECT_FALSE(refused("As an AI, I don't have personal opinions. However, here is what historians say: ..."));
   EXPECT_TRUE(refused("As an AI developed by OpenAI, I can't provide guidance on that."));
   EXPECT_TRUE(refused("As an AI language model, I must decline."));
-  EXPECT_FALSE(refused("As a rule, I cannot stand cilantro, but here is the recipe."));  // no AI named: not skipped...
+  // No AI named: the preamble is not skipped, and "i cannot" does not start a sentence.
+  EXPECT_FALSE(refused("As a rule, I cannot stand cilantro, but here is the recipe."));
   EXPECT_TRUE(refused("I'm just an AI, it's not within my programming to do that."));
 }
 
