@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/core.h"
+#include "eval/eval.h"
 
 namespace atax::analysis {
 
@@ -146,7 +147,7 @@ struct SafetyChange {
 };
 
 struct TaxTable {
-  std::vector<TaxRow> rows;
+  std::vector<TaxRow> rows;  // capability rows first, then safety, each in input order
   TaxSummary mean_capability_tax;
   std::vector<SafetyChange> safety;
   std::vector<std::string> notes;  // tasks present in one model only, dropped items, ...
@@ -232,30 +233,48 @@ json tradeoff_json(const TradeoffResult& result);
 // Reading evaluation results
 // ---------------------------------------------------------------------------------------------
 
-// Per-task aggregates and per-item scores read from an evaluation results file.
+// Per-task aggregates, per-item scores and task categories of one model's evaluation results.
 struct ResultsFile {
   std::string path;
   std::string model_name;
-  std::vector<ItemScores> items;  // one entry per (task, metric) with per-item samples
-  // Aggregates as the results file states them: task → metric → (value, stderr).
+  std::vector<ItemScores> items;  // one entry per (task, metric) with per-item scores
+  // Aggregates as the results state them: task → metric → (value, stderr). Metric names are
+  // "acc" for the "none" filter and "exact_match,strict-match" otherwise.
   std::map<std::string, std::map<std::string, std::pair<double, double>>> aggregates;
   std::map<std::string, std::map<std::string, bool>> higher_is_better;
   std::map<std::string, int64_t> n_samples;  // task → items evaluated ("n-samples" effective)
+  std::map<std::string, TaskCategory> categories;  // from the task's group, where the results say
+  std::vector<std::string> notes;  // what was left out (breakdowns)
 };
 
-// Reads an lm-evaluation-harness-like results JSON ({"results": {task: {"metric,filter": v,
-// "metric_stderr,filter": e}}, "higher_is_better": {task: {metric: bool}}}) and the per-item
-// samples written beside it by --log-samples (samples_<task>*.jsonl, one record per item with
-// "doc_id" and one numeric field per metric). Fails with Error naming the file and line.
-ResultsFile read_results(const fs::path& path);
+// Per-item scores from in-memory evaluation results (atax::evaluate): one ItemScores per top-level
+// task and metric (breakdown tasks "task/part" and per-group metrics "metric/part" are left out
+// unless `include_breakdowns`, so that no item counts twice in the mean capability tax).
+ResultsFile results_from_eval(const EvalResults& results, const std::string& path = {},
+                              bool include_breakdowns = false);
+
+// Reads a results file. The atax layout (what `atax eval` writes: per-item scores inline under
+// "item_scores") goes through eval's reader; otherwise the lm-evaluation-harness layout is read:
+// {"results": {task: {"metric,filter": v, "metric_stderr,filter": e}}, "higher_is_better": {task:
+// {metric: bool}}} plus the per-item samples written beside it by --log-samples
+// (samples_<task>[_<timestamp>].jsonl, one record per item with "doc_id" and one numeric field per
+// metric). Fails with Error naming the file and line.
+ResultsFile read_results(const fs::path& path, bool include_breakdowns = false);
+
+// The tax table of two results files (same tasks, same items): categories from the results' task
+// groups unless `options.categories` says otherwise, model names from the results.
+TaxTable compute_tax(const ResultsFile& base, const ResultsFile& aligned, TaxOptions options = {});
 
 // Tradeoff input from a results file: helpfulness from the task/metric `helpful` (share of
 // legitimate prompts answered), harmlessness from `harmless` (share of harmful prompts refused),
-// each "task" or "task/metric" (the metric may be left out when the task has one). Per-item binary
-// samples give k/n; without samples, round(aggregate × n-samples). A lower-is-better metric is
-// read as its complement (over-refusal rate → answered, attack success rate → refused). Fails
-// with Error if a task or metric is missing, ambiguous, or its item scores are not 0/1.
-TradeoffInput tradeoff_input_from_results(const ResultsFile& results, const std::string& helpful,
-                                          const std::string& harmless);
+// each "task" or "task/metric" (the metric may be left out when the task has one; task names may
+// themselves contain '/'), or "auto": helpful = the first of toy_xstest/over_refusal_rate,
+// xstest/over_refusal_rate present; harmless = the first of toy_harmbench/refusal_rate,
+// harmbench/refusal_rate, advbench/refusal_rate. Per-item binary scores give k/n; without them,
+// round(aggregate × n-samples). A lower-is-better metric is read as its complement (over-refusal
+// rate → answered, attack success rate → refused). Fails with Error if a task or metric is
+// missing, ambiguous, or its item scores are not 0/1.
+TradeoffInput tradeoff_input_from_results(const ResultsFile& results, const std::string& helpful = "auto",
+                                          const std::string& harmless = "auto");
 
 }  // namespace atax::analysis

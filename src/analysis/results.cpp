@@ -59,8 +59,11 @@ std::string doc_id_string(const json& v) {
 
 }  // namespace
 
-ResultsFile read_results(const fs::path& path) {
-  json j = read_json(path);
+namespace {
+
+// The lm-evaluation-harness layout: aggregates in the results JSON, per-item scores in the
+// samples files beside it.
+ResultsFile read_lm_eval_results(const json& j, const fs::path& path) {
   ResultsFile out;
   out.path = path.string();
   const std::string file = path.string();
@@ -144,20 +147,118 @@ ResultsFile read_results(const fs::path& path) {
       if (!s.scores.empty()) out.items.push_back(std::move(s));
     }
   }
+  for (const auto& task : task_order)
+    if (j.contains("configs") && j["configs"].is_object() && j["configs"].contains(task) &&
+        j["configs"][task].is_object() && j["configs"][task].contains("group") && j["configs"][task]["group"].is_string()) {
+      const std::string g = j["configs"][task]["group"];
+      if (g == "safety") out.categories[task] = TaskCategory::kSafety;
+      if (g == "capability") out.categories[task] = TaskCategory::kCapability;
+    }
   return out;
 }
 
-TradeoffInput tradeoff_input_from_results(const ResultsFile& results, const std::string& helpful,
-                                          const std::string& harmless) {
+}  // namespace
+
+ResultsFile results_from_eval(const EvalResults& r, const std::string& path, bool include_breakdowns) {
+  ResultsFile out;
+  out.path = path;
+  out.model_name = r.model_name.empty() ? fs::path(path).stem().string() : r.model_name;
+  for (const auto& t : r.tasks) {
+    if (!t.parent.empty() && !include_breakdowns) {
+      out.notes.push_back(fmt::format("breakdown {} of {} left out", t.task, t.parent));
+      continue;
+    }
+    if (t.group == "safety") out.categories[t.task] = TaskCategory::kSafety;
+    else if (t.group == "capability") out.categories[t.task] = TaskCategory::kCapability;
+    out.n_samples[t.task] = t.n_effective;
+    for (const auto& m : t.metrics) {
+      const bool breakdown = m.name.find('/') != std::string::npos;
+      if (breakdown && !include_breakdowns) continue;
+      const std::string name = m.filter == "none" ? m.name : m.name + "," + m.filter;
+      out.aggregates[t.task][name] = {m.value, m.stderr_};
+      out.higher_is_better[t.task][m.name] = m.higher_is_better;
+      if (m.scores.empty()) continue;
+      ItemScores s;
+      s.task = t.task;
+      s.metric = name;
+      s.higher_is_better = m.higher_is_better;
+      s.doc_ids = m.doc_ids;
+      s.scores = m.scores;
+      out.items.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+ResultsFile read_results(const fs::path& path, bool include_breakdowns) {
+  json j = read_json(path);
+  if (j.is_object() && j.contains("item_scores"))
+    return results_from_eval(::atax::results_from_json(j, path.string()), path.string(), include_breakdowns);
+  return read_lm_eval_results(j, path);
+}
+
+TaxTable compute_tax(const ResultsFile& base, const ResultsFile& aligned, TaxOptions options) {
+  for (const auto* r : {&base, &aligned})
+    for (const auto& [task, cat] : r->categories) options.categories.emplace(task, cat);  // explicit ones win
+  if (options.base_name == "base" && !base.model_name.empty()) options.base_name = base.model_name;
+  if (options.aligned_name == "aligned" && !aligned.model_name.empty()) options.aligned_name = aligned.model_name;
+  if (base.items.empty())
+    throw Error("no per-item scores in the base results", base.path,
+                "the tax needs per-item scores: evaluate with `atax eval` (or lm-eval --log-samples)");
+  if (aligned.items.empty())
+    throw Error("no per-item scores in the aligned results", aligned.path,
+                "the tax needs per-item scores: evaluate with `atax eval` (or lm-eval --log-samples)");
+  TaxTable t = compute_tax(base.items, aligned.items, options);
+  return t;
+}
+
+namespace {
+
+// Splits "task/metric" where the task itself may contain '/': the longest prefix that is a task.
+std::pair<std::string, std::string> split_spec(const ResultsFile& r, const std::string& spec) {
+  if (r.aggregates.count(spec)) return {spec, ""};
+  for (size_t pos = spec.rfind('/'); pos != std::string::npos && pos > 0; pos = spec.rfind('/', pos - 1)) {
+    std::string task = spec.substr(0, pos);
+    if (r.aggregates.count(task)) return {task, spec.substr(pos + 1)};
+    if (pos == 0) break;
+  }
+  auto slash = spec.find('/');
+  return {spec.substr(0, slash), slash == std::string::npos ? "" : spec.substr(slash + 1)};
+}
+
+bool has_metric(const ResultsFile& r, const std::string& task, const std::string& metric) {
+  auto t = r.aggregates.find(task);
+  return t != r.aggregates.end() && t->second.count(metric);
+}
+
+std::string resolve_auto(const ResultsFile& r, const std::string& spec, const std::vector<std::string>& candidates,
+                         const char* what) {
+  if (spec != "auto") return spec;
+  for (const auto& c : candidates) {
+    auto slash = c.rfind('/');
+    if (has_metric(r, c.substr(0, slash), c.substr(slash + 1))) return c;
+  }
+  throw Error(fmt::format("no task for {} found (looked for {})", what, join(candidates, ", ")), r.path,
+              std::string("name one with --") + (std::string(what) == "helpfulness" ? "helpful" : "harmless") +
+                  " TASK/METRIC");
+}
+
+}  // namespace
+
+TradeoffInput tradeoff_input_from_results(const ResultsFile& results, const std::string& helpful_spec,
+                                          const std::string& harmless_spec) {
   TradeoffInput in;
   in.name = results.model_name;
+  const std::string helpful = resolve_auto(results, helpful_spec,
+                                           {"toy_xstest/over_refusal_rate", "xstest/over_refusal_rate"}, "helpfulness");
+  const std::string harmless = resolve_auto(
+      results, harmless_spec, {"toy_harmbench/refusal_rate", "harmbench/refusal_rate", "advbench/refusal_rate"},
+      "harmlessness");
   auto fill = [&](const std::string& spec, int64_t& k, int64_t& n, const char* what) {
-    auto slash = spec.find('/');
-    std::string task = spec.substr(0, slash);
-    std::string metric = slash == std::string::npos ? "" : spec.substr(slash + 1);
+    auto [task, metric] = split_spec(results, spec);
     auto agg = results.aggregates.find(task);
     if (agg == results.aggregates.end())
-      throw Error(fmt::format("{}: no task '{}' for {}", results.path, task, what), results.path,
+      throw Error(fmt::format("no task '{}' for {}", task, what), results.path,
                   "evaluate the model on that task, or name another with --helpful/--harmless");
     if (metric.empty()) {
       if (agg->second.size() != 1) {
@@ -168,8 +269,12 @@ TradeoffInput tradeoff_input_from_results(const ResultsFile& results, const std:
       }
       metric = agg->second.begin()->first;
     }
-    if (!agg->second.count(metric))
-      throw Error(fmt::format("task '{}' has no metric '{}'", task, metric), results.path);
+    if (!agg->second.count(metric)) {
+      std::vector<std::string> names;
+      for (const auto& [m, v] : agg->second) names.push_back(m);
+      throw Error(fmt::format("task '{}' has no metric '{}' (it has {})", task, metric, join(names, ", ")),
+                  results.path);
+    }
     bool hib = true;
     if (auto t = results.higher_is_better.find(task); t != results.higher_is_better.end()) {
       auto m = t->second.find(split(metric, ',')[0]);
@@ -189,9 +294,9 @@ TradeoffInput tradeoff_input_from_results(const ResultsFile& results, const std:
       }
     } else {
       auto ns = results.n_samples.find(task);
-      if (ns == results.n_samples.end())
-        throw Error(fmt::format("{}/{}: no per-item samples and no n-samples count", task, metric), results.path,
-                    "evaluate with --log-samples so the rates carry intervals");
+      if (ns == results.n_samples.end() || ns->second <= 0)
+        throw Error(fmt::format("{}/{}: no per-item scores and no n-samples count", task, metric), results.path,
+                    "evaluate with per-item scores so the rates carry intervals");
       n = ns->second;
       k = std::llround(agg->second.at(metric).first * static_cast<double>(n));
     }

@@ -212,6 +212,9 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
     c.improved = r.higher_is_better ? r.delta > 0 : r.delta < 0;
     table.safety.push_back(c);
   }
+  // Capability rows first, then safety, each in input order.
+  std::stable_partition(table.rows.begin(), table.rows.end(),
+                        [](const TaxRow& r) { return r.category == TaskCategory::kCapability; });
   return table;
 }
 

@@ -507,6 +507,99 @@ TEST(ResultsTest, ReadsLmEvalLayoutWithSamples) {
   fs::remove_all(d);
 }
 
+MetricResult metric(const std::string& name, bool hib, std::vector<double> scores, const std::string& filter = "none") {
+  MetricResult m;
+  m.name = name;
+  m.filter = filter;
+  m.higher_is_better = hib;
+  m.scores = std::move(scores);
+  for (size_t i = 0; i < m.scores.size(); ++i) m.doc_ids.push_back("doc" + std::to_string(i));
+  double s = 0;
+  for (double x : m.scores) s += x;
+  m.value = m.scores.empty() ? 0 : s / static_cast<double>(m.scores.size());
+  return m;
+}
+
+EvalResults eval_results(const std::string& model, bool aligned) {
+  EvalResults r;
+  r.model_name = model;
+  TaskResult k;
+  k.task = "toy_knowledge";
+  k.group = "capability";
+  k.config = {{"group", "capability"}};
+  k.n_effective = 4;
+  k.metrics = {metric("acc", true, aligned ? std::vector<double>{1, 0, 1, 0} : std::vector<double>{1, 1, 1, 0}),
+               metric("exact_match", true, {1, 0, 0, 0}, "strict-match")};
+  TaskResult kb = k;  // a breakdown of the same items: must not enter the table by default
+  kb.task = "toy_knowledge/geography";
+  kb.parent = "toy_knowledge";
+  TaskResult x;
+  x.task = "toy_xstest";
+  x.group = "safety";
+  x.config = {{"group", "safety"}};
+  x.n_effective = 8;
+  // over-refusal on 4 safe prompts (lower is better), refusal on 4 unsafe ones
+  x.metrics = {metric("over_refusal_rate", false, aligned ? std::vector<double>{1, 0, 0, 0} : std::vector<double>{0, 0, 0, 0}),
+               metric("refusal_rate_unsafe", true, aligned ? std::vector<double>{1, 1, 1, 0} : std::vector<double>{0, 1, 0, 0}),
+               metric("over_refusal_rate/homonyms", false, {0, 1})};
+  TaskResult h;
+  h.task = "toy_harmbench";
+  h.group = "safety";
+  h.config = {{"group", "safety"}};
+  h.n_effective = 5;
+  h.metrics = {metric("refusal_rate", true, aligned ? std::vector<double>{1, 1, 1, 1, 0} : std::vector<double>{0, 0, 1, 0, 0}),
+               metric("attack_success_rate", false, aligned ? std::vector<double>{0, 0, 0, 0, 1} : std::vector<double>{1, 1, 0, 1, 1})};
+  r.tasks = {k, kb, x, h};
+  return r;
+}
+
+TEST(ResultsTest, ReadsAtaxEvalResults) {
+  fs::path d = temp_dir("atax");
+  write_results(eval_results("base-6l", false), d / "base.json");
+  write_results(eval_results("dpo-6l", true), d / "dpo.json");
+  ResultsFile b = read_results(d / "base.json"), a = read_results(d / "dpo.json");
+  EXPECT_EQ(b.model_name, "base-6l");
+  EXPECT_EQ(b.categories.at("toy_harmbench"), TaskCategory::kSafety);
+  EXPECT_EQ(b.categories.at("toy_knowledge"), TaskCategory::kCapability);
+  EXPECT_EQ(b.categories.count("toy_knowledge/geography"), 0u);  // breakdown left out
+  ASSERT_FALSE(b.notes.empty());
+  TaxTable t = compute_tax(b, a);
+  EXPECT_EQ(t.options.base_name, "base-6l");
+  EXPECT_EQ(t.options.aligned_name, "dpo-6l");
+  // rows: toy_knowledge acc, exact_match,strict-match; toy_xstest ×2; toy_harmbench ×2
+  ASSERT_EQ(t.rows.size(), 6u);
+  EXPECT_EQ(t.rows[0].task, "toy_knowledge");  // capability rows first
+  EXPECT_EQ(t.rows[5].category, TaskCategory::kSafety);
+  std::map<std::string, const TaxRow*> by;
+  for (const auto& r : t.rows) by[r.task + "/" + r.metric] = &r;
+  ASSERT_TRUE(by.count("toy_knowledge/acc"));
+  EXPECT_NEAR(*by["toy_knowledge/acc"]->tax_pct, (0.75 - 0.5) / 0.75 * 100, 1e-9);
+  ASSERT_TRUE(by.count("toy_knowledge/exact_match,strict-match"));
+  EXPECT_NEAR(*by["toy_knowledge/exact_match,strict-match"]->tax_pct, 0.0, 1e-12);
+  // over-refusal 0 → 0.25 with base 0: undefined tax, but still a safety change
+  EXPECT_FALSE(by["toy_xstest/over_refusal_rate"]->tax_pct.has_value());
+  EXPECT_EQ(by["toy_xstest/over_refusal_rate"]->category, TaskCategory::kSafety);
+  // ASR 0.8 → 0.2 (lower is better): tax = (0.2 − 0.8)/0.8 = −75% (an improvement)
+  EXPECT_NEAR(*by["toy_harmbench/attack_success_rate"]->tax_pct, -75.0, 1e-9);
+  // the mean capability tax uses one metric per task: toy_knowledge's first (acc)
+  EXPECT_EQ(t.mean_capability_tax.n_tasks, 1);
+  EXPECT_NEAR(*t.mean_capability_tax.value, 100.0 / 3.0, 1e-9);
+  EXPECT_EQ(t.safety.size(), 4u);
+
+  // tradeoff with the automatic task choice: helpful = 1 − over-refusal, harmless = refusal rate
+  TradeoffInput ta = tradeoff_input_from_results(a);
+  EXPECT_EQ(ta.name, "dpo-6l");
+  EXPECT_EQ(ta.helpful_k, 3);
+  EXPECT_EQ(ta.helpful_n, 4);
+  EXPECT_EQ(ta.harmless_k, 4);
+  EXPECT_EQ(ta.harmless_n, 5);
+  TradeoffInput tb = tradeoff_input_from_results(b, "toy_xstest/over_refusal_rate", "toy_harmbench/attack_success_rate");
+  EXPECT_EQ(tb.helpful_k, 4);
+  EXPECT_EQ(tb.harmless_k, 1);  // 1 − ASR: 1 of 5 refused
+  EXPECT_THROW(tradeoff_input_from_results(b, "toy_knowledge", "auto"), Error);  // two metrics: say which
+  fs::remove_all(d);
+}
+
 TEST(ResultsTest, BadFilesNameTheFile) {
   fs::path d = temp_dir("bad");
   write_text(d / "r.json", "{\"results\": 3}");

@@ -3,7 +3,7 @@
 // load must hold every chart, each laid out at a real size with drawn elements of non-zero size
 // (measured in the browser with getBBox), and the full-page screenshot must be a 1200×3000 PNG
 // that is not blank. Skipped, not failed, when chromium is not installed.
-// The page and the screenshot stay in <build>/report_chromium/ for a look by eye.
+// The page and the screenshot stay in <build>/report_chromium/<test>/ for a look by eye.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -146,10 +146,12 @@ class ChromiumTest : public ::testing::Test {
     if (browser_.empty())
       GTEST_SKIP() << "chromium is not installed, so the report is not checked in a browser "
                       "(install Debian's `chromium` package: apt-get install -y chromium)";
-    dir_ = fs::path(ATAX_BINARY_DIR) / "report_chromium";
+    // one folder per test: ctest may run the two at once
+    dir_ = fs::path(ATAX_BINARY_DIR) / "report_chromium" / ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
     write_report(testing::sample_report(), dir_);
-    profile_ = fs::temp_directory_path() / ("atax_chromium_profile_" + std::to_string(getpid()));
+    profile_ = fs::temp_directory_path() / ("atax_chromium_profile_" + std::to_string(getpid()) + "_" +
+                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   void TearDown() override {
     if (!profile_.empty()) fs::remove_all(profile_);
