@@ -148,6 +148,32 @@ TEST(SvgTest, LineChartHasSeriesLegendAndSecondAxis) {
   EXPECT_NE(svg.find("stroke-dasharray=\"6 4\""), std::string::npos);
 }
 
+TEST(SvgTest, DegenerateDataStillRenders) {
+  LineChart one;
+  one.id = "chart-one";
+  one.log_x = true;
+  one.series = {{"s", {{0.1, 2.0, std::nullopt, std::nullopt}}, false, false}};
+  std::string svg = render_line_chart(one);
+  EXPECT_EQ(elements(svg, "circle", "point").size(), 1u);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  BarChart na;
+  na.id = "chart-na";
+  na.bars = {{"a", "m", std::nullopt, std::nullopt, std::nullopt, "", ""}};
+  svg = render_bar_chart(na);
+  EXPECT_EQ(elements(svg, "rect", "bar na").size(), 1u);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  ScatterChart sc;
+  sc.id = "chart-sc";
+  sc.points = {{"only", 1.0, 1.0, std::nullopt, std::nullopt, std::nullopt, std::nullopt, "best for α = 0.5"}};
+  sc.front = {0};
+  svg = render_scatter_chart(sc);
+  EXPECT_EQ(elements(svg, "circle", "alpha-opt").size(), 1u);
+  EXPECT_EQ(elements(svg, "path", "pareto-front").size(), 1u);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  sc.front = {3};
+  EXPECT_THROW(render_scatter_chart(sc), Error);
+}
+
 TEST(TableTest, CellsAndMarkdown) {
   EXPECT_EQ(Cell::pm(0.4123, 0.0112).render(), "0.412 ± 0.011");
   Cell c = Cell::num(3.1, 2);
