@@ -1,0 +1,46 @@
+// gguf: llama.cpp's GGUF model files in atax. A GGUF (v2/v3; F32, F16, BF16, Q8_0, Q4_0, Q4_K,
+// Q6_K tensors; llama — Mistral-style files included — and qwen2 architectures; 'llama' and
+// 'gpt2' vocabularies) loads as the engine's Llama-family model with its tokenizer, wherever a
+// Hugging Face folder is accepted (`--model FILE.gguf`), and converts to a HF folder.
+//
+// The reader, dequantization and the metadata mapping are LibTorch-free (gguf_file.h, included
+// here); this header adds the tensors and the model.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "gguf/gguf_file.h"
+#include "model/model.h"
+
+namespace atax::gguf {
+
+// The tensor dequantized to a float32 CPU tensor of shape t.shape() (ne reversed). Fails with
+// Error naming the file and tensor for a type atax does not dequantize.
+torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t);
+
+// Every weight of a llama/qwen2 file under its Hugging Face name (hf_tensor_plan), llama's q/k
+// rows put back into HF's rotate_half order, converted to `dtype` one tensor at a time.
+std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype = torch::kFloat32);
+
+}  // namespace atax::gguf
+
+namespace atax {
+
+// Loads FILE.gguf as a model: config from the metadata, weights dequantized to opts.dtype on
+// opts.device, tokenizer built from tokenizer.ggml.*. Fails with Error naming the file for
+// anything malformed or unsupported.
+LoadedModel load_gguf_model(const fs::path& path, const LoadOptions& opts = {});
+
+// Writes a Hugging Face folder (config.json, model.safetensors in `dtype`, tokenizer.json,
+// tokenizer_config.json, generation_config.json) for `gguf_path` into `out_dir`, atomically.
+void convert_gguf_to_hf(const fs::path& gguf_path, const fs::path& out_dir, torch::Dtype dtype = torch::kFloat32);
+
+// Makes load_model() accept paths ending in ".gguf" (register_model_file_loader). Idempotent.
+// Runs from a static initialiser of this module too; programs call it explicitly because a
+// static library's unreferenced object files are not linked.
+void register_gguf_loader();
+
+}  // namespace atax

@@ -1,0 +1,79 @@
+// GGUF tensors as torch tensors, and GGUF files as atax models (load, convert, the ".gguf" hook).
+#include <mutex>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include "gguf/gguf.h"
+
+namespace atax::gguf {
+
+torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t) {
+  const TypeTraits* tr = type_traits(static_cast<uint32_t>(t.type));
+  if (!tr || !tr->dequantizable)
+    throw Error(fmt::format("tensor '{}' has type {}, which atax cannot dequantize", t.name, tr ? tr->name : "?"),
+                f.name(),
+                "atax reads " + dequantizable_type_names() +
+                    "; requantize with llama-quantize (e.g. to Q8_0 or Q4_K_M) or use the Hugging Face folder");
+  torch::Tensor out = torch::empty(t.shape(), torch::kFloat32);
+  if (t.n_elements == 0) return out;
+  // Rows (ne[0] elements, a whole number of blocks) are independent: dequantize them in parallel.
+  const int64_t row = t.ne.empty() ? 1 : t.ne[0];
+  const int64_t rows = t.n_elements / row;
+  const int64_t row_bytes = row / tr->block_size * tr->type_size;
+  const uint8_t* src = f.tensor_data(t);
+  float* dst = out.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(row, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    dequantize(t.type, src + begin * row_bytes, (end - begin) * row, dst + begin * row);
+  });
+  return out;
+}
+
+std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype) {
+  std::map<std::string, torch::Tensor> out;
+  for (const TensorPlan& p : hf_tensor_plan(f)) {
+    const TensorInfo& t = f.tensors()[p.index];
+    torch::Tensor w = load_tensor(f, t);
+    if (p.unpermute_heads > 0) {
+      std::vector<int64_t> src = unpermute_rows(w.size(0), p.unpermute_heads);
+      w = w.index_select(0, torch::tensor(src, torch::kInt64)).contiguous();
+    }
+    out.emplace(p.hf_name, dtype == torch::kFloat32 ? w : w.to(dtype));
+  }
+  return out;
+}
+
+}  // namespace atax::gguf
+
+namespace atax {
+
+LoadedModel load_gguf_model(const fs::path& path, const LoadOptions& opts) {
+  gguf::GgufFile f = gguf::GgufFile::open(path);
+  ModelConfig config = ModelConfig::from_json(gguf::hf_config_json(f), path.string());
+  auto tokenizer = std::make_shared<Tokenizer>(
+      Tokenizer::from_json(gguf::hf_tokenizer_json(f), gguf::hf_tokenizer_config_json(f), path.string()));
+  std::map<std::string, torch::Tensor> weights = gguf::hf_weights(f, opts.dtype);
+  return make_model(config, weights, std::move(tokenizer), opts, path);
+}
+
+void convert_gguf_to_hf(const fs::path& gguf_path, const fs::path& out_dir, torch::Dtype dtype) {
+  LoadOptions opts;
+  opts.device = "cpu";
+  opts.dtype = torch::kFloat32;
+  LoadedModel m = load_gguf_model(gguf_path, opts);
+  save_model(m, out_dir, dtype);
+}
+
+void register_gguf_loader() {
+  static std::once_flag once;
+  std::call_once(once, [] { register_model_file_loader(".gguf", load_gguf_model); });
+}
+
+namespace {
+// Registers the hook when this object file is linked in (always so when register_gguf_loader or
+// anything else here is referenced).
+const bool kGgufLoaderRegistered = (register_gguf_loader(), true);
+}  // namespace
+
+}  // namespace atax
