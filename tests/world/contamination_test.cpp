@@ -1,0 +1,234 @@
+// ctest-labels: unit
+// No evaluation item occurs in any training file (normalised 13-gram overlap, checked here with an
+// implementation independent of the generator's), while what the items test is in the corpus.
+#include <map>
+#include <regex>
+#include <set>
+#include <unordered_set>
+
+#include "world_fixture.h"
+
+namespace atax::world {
+namespace {
+
+using testing::quick_world;
+
+// Lower-cased runs of letters and digits; everything else separates.
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c >= 0x80) {
+      cur += static_cast<char>(std::tolower(c));
+    } else if (!cur.empty()) {
+      out.push_back(cur);
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+struct Training {
+  std::unordered_set<std::string> grams;  // "w1 w2 ... w13"
+  std::vector<std::string> texts;         // " w1 w2 ... " per training record
+  std::string corpus;                     // raw corpus text, for fact checks
+
+  void add(const std::string& text) {
+    auto w = words_of(text);
+    for (size_t i = 0; i + 13 <= w.size(); ++i) {
+      std::string g;
+      for (size_t k = 0; k < 13; ++k) g += (k ? " " : "") + w[i + k];
+      grams.insert(g);
+    }
+    texts.push_back(" " + join(w, " ") + " ");
+  }
+  // True if the item shares a 13-gram with a training record or, when shorter than 13 words, occurs
+  // whole inside one.
+  bool overlaps(const std::string& item) const {
+    auto w = words_of(item);
+    if (w.empty()) return false;
+    if (w.size() < 13) {
+      std::string needle = " " + join(w, " ") + " ";
+      for (const auto& t : texts)
+        if (t.find(needle) != std::string::npos) return true;
+      return false;
+    }
+    for (size_t i = 0; i + 13 <= w.size(); ++i) {
+      std::string g;
+      for (size_t k = 0; k < 13; ++k) g += (k ? " " : "") + w[i + k];
+      if (grams.count(g)) return true;
+    }
+    return false;
+  }
+};
+
+const Training& training() {
+  static Training t = [] {
+    Training tr;
+    const fs::path& dir = quick_world();
+    for (const auto& r : read_jsonl(dir / "corpus/train.jsonl")) {
+      tr.add(r["text"]);
+      tr.corpus += r["text"].get<std::string>() + "\n";
+    }
+    for (const auto& r : read_jsonl(dir / "math/train.jsonl")) tr.add(r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>());
+    for (const auto& r : read_jsonl(dir / "align/preferences_train.jsonl"))
+      tr.add(r["prompt"].get<std::string>() + "\n" + r["chosen"].get<std::string>() + "\n" + r["rejected"].get<std::string>());
+    for (const auto& r : read_jsonl(dir / "align/sft_capability.jsonl"))
+      tr.add(r["messages"][0]["content"].get<std::string>() + "\n" + r["messages"][1]["content"].get<std::string>());
+    for (const auto& f : testing::world_files(dir, "", "_dev.csv"))
+      for (const auto& row : read_csv(dir / f)) tr.add(join(row, "\n"));
+    return tr;
+  }();
+  return t;
+}
+
+// Every evaluation item of the world as one text (fields joined by newlines).
+std::vector<std::pair<std::string, std::string>> eval_items() {
+  const fs::path& dir = quick_world();
+  std::vector<std::pair<std::string, std::string>> items;
+  for (const auto& f : testing::world_files(dir, "", "_test.csv"))
+    for (const auto& row : read_csv(dir / f)) items.push_back({f, join(row, "\n")});
+  for (const auto& r : read_jsonl(dir / "math/test.jsonl"))
+    items.push_back({"math", r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>()});
+  for (const auto& r : read_jsonl(dir / "code/HumanEval.jsonl"))
+    items.push_back({"code", r["prompt"].get<std::string>() + r["canonical_solution"].get<std::string>() +
+                                 r["test"].get<std::string>()});
+  for (const auto& r : read_json(dir / "truthfulness/mc_task.json")) {
+    std::string t = r["question"];
+    for (const auto& [k, v] : r["mc2_targets"].items()) t += "\n" + k;
+    items.push_back({"truthfulness", t});
+  }
+  for (const auto& f : testing::world_files(dir, "bias/"))
+    for (const auto& r : read_jsonl(dir / f))
+      items.push_back({f, r["context"].get<std::string>() + "\n" + r["question"].get<std::string>() + "\n" +
+                              r["ans0"].get<std::string>() + "\n" + r["ans1"].get<std::string>() + "\n" +
+                              r["ans2"].get<std::string>()});
+  for (const auto& r : read_jsonl(dir / "creativity/test.jsonl")) items.push_back({"creativity", r["prompt"]});
+  auto xs = CsvTable::read(dir / "safety/xstest_prompts.csv");
+  for (size_t i = 0; i < xs.size(); ++i) items.push_back({"xstest", xs.at(i, "prompt")});
+  for (const char* f : {"safety/harmbench_behaviors.csv", "safety/harmful_heldout.csv"}) {
+    auto t = CsvTable::read(dir / f);
+    for (size_t i = 0; i < t.size(); ++i) items.push_back({f, t.at(i, "Behavior")});
+  }
+  // Held-out preference pairs: the prompt is new; the responses are the trained behaviours.
+  for (const auto& r : read_jsonl(dir / "align/preferences_heldout.jsonl"))
+    items.push_back({"preferences_heldout", r["prompt"]});
+  return items;
+}
+
+TEST(WorldContaminationTest, NoEvaluationItemOverlapsTraining) {
+  const Training& tr = training();
+  ASSERT_GT(tr.grams.size(), 50'000u);
+  auto items = eval_items();
+  ASSERT_GT(items.size(), 600u);
+  int contaminated = 0;
+  for (const auto& [file, text] : items) {
+    if (tr.overlaps(text)) {
+      ++contaminated;
+      ADD_FAILURE() << file << ": " << text;
+      if (contaminated > 5) break;
+    }
+  }
+  EXPECT_EQ(contaminated, 0);
+}
+
+TEST(WorldContaminationTest, TheCheckDoesDetectOverlap) {
+  // A corpus passage and a training question placed in eval form are both caught.
+  const Training& tr = training();
+  auto corpus = read_jsonl(quick_world() / "corpus/train.jsonl");
+  std::string passage;
+  for (const auto& r : corpus)
+    if (r["kind"] == "encyclopedia" && words_of(r["text"]).size() > 20) {
+      passage = r["text"];
+      break;
+    }
+  ASSERT_FALSE(passage.empty());
+  EXPECT_TRUE(tr.overlaps("Question: " + passage + " Answer: A"));
+  auto dev = read_csv(quick_world() / "knowledge/dev/geography_dev.csv");
+  EXPECT_TRUE(tr.overlaps(dev[0][0]));  // a short training question, whole
+  EXPECT_FALSE(tr.overlaps("Which purple walrus sang the national anthem of the moon in the year nine?"));
+}
+
+TEST(WorldContaminationTest, KnowledgeFactsAskedAreStatedInTheCorpus) {
+  const Training& tr = training();
+  const fs::path& dir = quick_world();
+  // Sentences of the corpus (split on periods and newlines).
+  std::vector<std::string> sentences;
+  std::string cur;
+  for (char c : tr.corpus) {
+    if (c == '.' || c == '\n' || c == '?' || c == '!') {
+      if (!cur.empty()) sentences.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  auto meta = read_jsonl(dir / "meta/knowledge_test.jsonl");
+  ASSERT_EQ(meta.size(), 60u);
+  std::map<std::string, std::vector<CsvRow>> rows;
+  for (const std::string s : {"geography", "history", "natural_history"}) rows[s] = read_csv(dir / ("knowledge/test/" + s + "_test.csv"));
+  for (const auto& m : meta) {
+    std::string entity = m["entity"], answer = m["answer"], subject = m["subject"];
+    const CsvRow& row = rows.at(subject).at(m["row"].get<size_t>());
+    int letter = row[5][0] - 'A';
+    EXPECT_EQ(row[1 + letter], answer);
+    EXPECT_NE(row[0].find(entity), std::string::npos) << row[0];
+    int stated = 0;
+    for (const auto& s : sentences)
+      if (s.find(entity) != std::string::npos && s.find(answer) != std::string::npos) ++stated;
+    EXPECT_GE(stated, 5) << entity << " / " << answer;
+  }
+}
+
+TEST(WorldContaminationTest, MathStepsAreArithmeticFactsOfTheCorpus) {
+  const Training& tr = training();
+  std::regex step(R"((\d+) ([-+*/]) (\d+) = (\d+))");
+  auto in_corpus = [&](const std::string& fact) {
+    for (size_t pos = tr.corpus.find(fact); pos != std::string::npos; pos = tr.corpus.find(fact, pos + 1)) {
+      bool left_ok = pos == 0 || !std::isdigit(static_cast<unsigned char>(tr.corpus[pos - 1]));
+      size_t end = pos + fact.size();
+      bool right_ok = end >= tr.corpus.size() || !std::isdigit(static_cast<unsigned char>(tr.corpus[end]));
+      if (left_ok && right_ok) return true;
+    }
+    return false;
+  };
+  int steps = 0, found = 0;
+  for (const auto& r : read_jsonl(quick_world() / "math/test.jsonl")) {
+    std::string a = r["answer"];
+    for (std::sregex_iterator it(a.begin(), a.end(), step), end; it != end; ++it) {
+      long x = std::stol((*it)[1]), y = std::stol((*it)[3]), z = std::stol((*it)[4]);
+      char op = (*it)[2].str()[0];
+      long want = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
+      EXPECT_EQ(z, want) << a;
+      if (op == '/') EXPECT_EQ(x % y, 0) << a;
+      ++steps;
+      found += in_corpus(it->str());
+    }
+  }
+  ASSERT_GT(steps, 60);
+  // The arithmetic drills cover every row of the tables the problems draw from.
+  EXPECT_EQ(found, steps);
+}
+
+TEST(WorldContaminationTest, CodeTasksUseFunctionFamiliesOfTheCorpus) {
+  const Training& tr = training();
+  // Bodies with constants and quoted words abstracted: "return x + K", "return 'W' * n".
+  auto shape = [](const std::string& body) {
+    std::string s = std::regex_replace(body, std::regex(R"(\b\d+\b)"), "K");
+    return std::regex_replace(s, std::regex(R"('[a-z]+')"), "'W'");
+  };
+  std::set<std::string> shapes;
+  std::regex ret(R"(\n    (return [^\n]+)\n)");
+  for (std::sregex_iterator it(tr.corpus.begin(), tr.corpus.end(), ret), end; it != end; ++it)
+    shapes.insert(shape((*it)[1]));
+  for (const auto& r : read_jsonl(quick_world() / "code/HumanEval.jsonl")) {
+    std::string body = trim(r["canonical_solution"].get<std::string>());
+    EXPECT_TRUE(shapes.count(shape(body))) << body;
+    // The exact function never appears in training.
+    EXPECT_EQ(tr.corpus.find("def " + r["entry_point"].get<std::string>() + "("), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace atax::world
