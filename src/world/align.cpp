@@ -195,7 +195,7 @@ ojson sft_record(Rng& rng, const GenContext& ctx) {
       break;
     }
     default: {
-      CreativeTask t = creative_task(rng, u, false, ctx.seed);
+      CreativeTask t = creative_task(rng, u, false);
       prompt = t.prompt;
       response = t.response;
       category = "creativity";

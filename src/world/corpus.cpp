@@ -13,11 +13,6 @@ namespace {
 
 using Strs = std::vector<std::string>;
 
-std::string lower_first(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-  return s;
-}
-
 std::string username(Rng& rng, const Universe& u) {
   return to_lower(rng.pick(u.folk)) + std::to_string(rng.range(1, 99));
 }
@@ -112,7 +107,7 @@ std::pair<std::string, std::string> dialogue_turn(Rng& rng, const GenContext& ct
     return {p.question, a + "."};
   }
   if (r < 0.90) {  // constrained writing
-    CreativeTask t = creative_task(rng, u, false, ctx.seed);
+    CreativeTask t = creative_task(rng, u, false);
     return {t.prompt, t.response};
   }
   if (r < 0.95) {  // code: a one-line definition
@@ -249,7 +244,6 @@ Doc corpus_doc(Rng& rng, const GenContext& ctx, const std::string& kind, int64_t
   } else {
     throw std::logic_error("world: unknown corpus kind " + kind);
   }
-  (void)lower_first;
   return {t, kind};
 }
 

@@ -482,7 +482,7 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
     std::vector<CreativeTask> cands;
     std::set<std::string> seen;
     for (int tries = 0; static_cast<int>(cands.size()) < spec.creativity * 2 && tries < 100000; ++tries) {
-      CreativeTask t = creative_task(rng, u, true, seed);
+      CreativeTask t = creative_task(rng, u, true);
       if (seen.insert(t.prompt).second) cands.push_back(std::move(t));
     }
     std::vector<std::string> texts;

@@ -243,7 +243,7 @@ struct CreativeTask {
   json constraints;
   std::string response;
 };
-CreativeTask creative_task(Rng& rng, const Universe& u, bool eval, uint64_t seed);
+CreativeTask creative_task(Rng& rng, const Universe& u, bool eval);
 
 // ---------------------------------------------------------------------------------------------
 // Corpus documents

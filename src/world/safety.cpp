@@ -720,7 +720,7 @@ json fairness_pair(Rng& rng, const Universe& u, bool eval) {
 // Creativity
 // ---------------------------------------------------------------------------------------------
 
-CreativeTask creative_task(Rng& rng, const Universe& u, bool eval, uint64_t seed) {
+CreativeTask creative_task(Rng& rng, const Universe& u, bool eval) {
   // Topic and a base clause stating a fact about it.
   std::string topic, base;
   switch (rng.uniform(4)) {
@@ -786,7 +786,6 @@ CreativeTask creative_task(Rng& rng, const Universe& u, bool eval, uint64_t seed
       if (eval) t.constraints.push_back(c("exclude_word", x));
       break;
   }
-  (void)seed;
   return t;
 }
 

@@ -300,7 +300,7 @@ TEST(WorldFormatsTest, CorpusAndCreativityRecords) {
   Rng rng(11);
   auto u = detail::build_universe(Rng(5));
   for (int i = 0; i < 300; ++i) {
-    auto t = detail::creative_task(rng, u, i % 2 == 0, 5);
+    auto t = detail::creative_task(rng, u, i % 2 == 0);
     auto ok = check_constraints(t.response, t.constraints);
     for (size_t k = 0; k < ok.size(); ++k) EXPECT_TRUE(ok[k]) << t.prompt << " -> " << t.response;
   }
