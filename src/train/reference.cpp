@@ -1,0 +1,288 @@
+// Reference log-probs (live, precomputed, cached on disk), the concatenated DPO forward, and
+// held-out evaluation.
+//
+// Shape legend: B pairs, P pairs in a table, E extra (NLL) sequences.
+#include <cstring>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "dist/dist.h"
+#include "train/loop.h"
+
+namespace atax {
+
+using namespace train_detail;
+
+PairLogprobs PairTable::logprobs(bool average) const {
+  if (average) return {chosen_sum / chosen_count.clamp_min(1), rejected_sum / rejected_count.clamp_min(1)};
+  return {chosen_sum, rejected_sum};
+}
+
+namespace train_detail {
+
+torch::Device net_device(CausalLm& net) {
+  auto params = net->parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+}
+
+namespace {
+// Restores LoRA adapters when the reference pass ends, even on an exception.
+struct LoraOff {
+  CausalLm& net;
+  explicit LoraOff(CausalLm& n) : net(n) { net->set_lora_enabled(false); }
+  ~LoraOff() { net->set_lora_enabled(true); }
+};
+}  // namespace
+
+DpoForward dpo_forward(CausalLm& policy, CausalLm* reference_net, const std::vector<const PreferencePair*>& pairs,
+                       const std::vector<const TokenSequence*>& extra, const PairLogprobs* cached, bool average,
+                       int64_t pad_id) {
+  const int64_t B = static_cast<int64_t>(pairs.size());
+  std::vector<TokenSequence> storage;
+  storage.reserve(2 * B);
+  for (const auto* p : pairs) storage.push_back(p->chosen_seq());
+  for (const auto* p : pairs) storage.push_back(p->rejected_seq());
+  std::vector<const TokenSequence*> seqs;
+  for (const auto& s : storage) seqs.push_back(&s);
+  std::vector<const TokenSequence*> all = seqs;
+  all.insert(all.end(), extra.begin(), extra.end());
+  const auto device = net_device(policy);
+
+  DpoForward out;
+  auto batch = make_token_batch(all, pad_id, device);  // (2B+E, T)
+  out.tokens = batch.tokens;
+  auto lp = sequence_logprobs(policy, batch);  // sums (2B+E,)
+  out.chosen_sum = lp.sum.narrow(0, 0, B);
+  out.chosen_count = lp.count.narrow(0, 0, B);
+  auto rejected_sum = lp.sum.narrow(0, B, B), rejected_count = lp.count.narrow(0, B, B);
+  if (!extra.empty()) {
+    out.extra_sum = lp.sum.narrow(0, 2 * B, static_cast<int64_t>(extra.size()));
+    out.extra_count = lp.count.narrow(0, 2 * B, static_cast<int64_t>(extra.size()));
+  }
+  if (average) {
+    out.policy = {out.chosen_sum / out.chosen_count.clamp_min(1), rejected_sum / rejected_count.clamp_min(1)};
+  } else {
+    out.policy = {out.chosen_sum, rejected_sum};
+  }
+
+  if (cached) {
+    out.reference = *cached;
+    return out;
+  }
+  torch::NoGradGuard ng;
+  SequenceLogprobs ref;
+  auto ref_batch = extra.empty() ? batch : make_token_batch(seqs, pad_id, device);  // (2B, T')
+  if (reference_net) {
+    ref = sequence_logprobs(*reference_net, ref_batch);
+  } else {
+    TORCH_CHECK(policy->has_lora(), "dpo_forward: no reference (pass a reference network, a cache, or use LoRA)");
+    LoraOff off(policy);
+    ref = sequence_logprobs(policy, ref_batch);
+  }
+  auto rs = ref.sum.detach(), rc = ref.count;
+  if (average) rs = rs / rc.clamp_min(1);
+  out.reference = {rs.narrow(0, 0, B), rs.narrow(0, B, B)};
+  return out;
+}
+
+PairTable pair_logprobs_of(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id,
+                           int64_t batch_size) {
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  PairTable t;
+  t.chosen_sum = torch::zeros({P});
+  t.chosen_count = torch::zeros({P});
+  t.rejected_sum = torch::zeros({P});
+  t.rejected_count = torch::zeros({P});
+  if (P == 0) return t;
+  // Length buckets: sort by the longer sequence so batches carry little padding.
+  std::vector<int64_t> idx(P);
+  std::iota(idx.begin(), idx.end(), 0);
+  auto len = [&](int64_t i) {
+    return pairs[i]->prompt.size() + std::max(pairs[i]->chosen.size(), pairs[i]->rejected.size());
+  };
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return len(a) < len(b); });
+  torch::NoGradGuard ng;
+  const auto device = net_device(net);
+  batch_size = std::max<int64_t>(1, batch_size);
+  for (int64_t s = 0; s < P; s += batch_size) {
+    const int64_t e = std::min(P, s + batch_size);
+    std::vector<TokenSequence> storage;
+    for (int64_t i = s; i < e; ++i) storage.push_back(pairs[idx[i]]->chosen_seq());
+    for (int64_t i = s; i < e; ++i) storage.push_back(pairs[idx[i]]->rejected_seq());
+    std::vector<const TokenSequence*> seqs;
+    for (const auto& q : storage) seqs.push_back(&q);
+    auto lp = sequence_logprobs(net, make_token_batch(seqs, pad_id, device));
+    auto sum = lp.sum.to(torch::kCPU), count = lp.count.to(torch::kCPU);
+    const int64_t b = e - s;
+    auto rows = torch::tensor(std::vector<int64_t>(idx.begin() + s, idx.begin() + e), torch::kInt64);
+    t.chosen_sum.index_put_({rows}, sum.narrow(0, 0, b));
+    t.chosen_count.index_put_({rows}, count.narrow(0, 0, b));
+    t.rejected_sum.index_put_({rows}, sum.narrow(0, b, b));
+    t.rejected_count.index_put_({rows}, count.narrow(0, b, b));
+  }
+  return t;
+}
+
+namespace {
+std::string table_bytes(const PairTable& t) {
+  std::string s;
+  for (const auto* x : {&t.chosen_sum, &t.chosen_count, &t.rejected_sum, &t.rejected_count}) {
+    auto c = x->contiguous();
+    s.append(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+  }
+  return s;
+}
+
+PairTable table_from_bytes(const std::string& s, int64_t P) {
+  TORCH_CHECK(static_cast<int64_t>(s.size()) == 4 * P * static_cast<int64_t>(sizeof(float)), "pair table size");
+  PairTable t;
+  torch::Tensor* parts[] = {&t.chosen_sum, &t.chosen_count, &t.rejected_sum, &t.rejected_count};
+  for (int i = 0; i < 4; ++i) {
+    *parts[i] = torch::empty({P});
+    std::memcpy(parts[i]->data_ptr<float>(), s.data() + i * P * sizeof(float), P * sizeof(float));
+  }
+  return t;
+}
+}  // namespace
+
+PairTable gathered_pair_logprobs(CausalLm& net, const std::vector<PreferencePair>& pairs, int64_t pad_id,
+                                 int64_t batch_size) {
+  auto& ctx = dist::context();
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  auto [b, e] = dist::shard_range(P, ctx.rank(), ctx.world_size());
+  std::vector<const PreferencePair*> mine;
+  for (int64_t i = b; i < e; ++i) mine.push_back(&pairs[i]);
+  PairTable local = pair_logprobs_of(net, mine, pad_id, batch_size);
+  if (!ctx.distributed()) return local;
+  auto parts = ctx.all_gather(table_bytes(local));
+  std::vector<PairTable> tables;
+  for (int r = 0; r < ctx.world_size(); ++r) {
+    auto [rb, re] = dist::shard_range(P, r, ctx.world_size());
+    tables.push_back(table_from_bytes(parts[r], re - rb));
+  }
+  PairTable t;
+  auto cat = [&](auto member) {
+    std::vector<torch::Tensor> v;
+    for (auto& x : tables) v.push_back(x.*member);
+    return torch::cat(v);
+  };
+  t.chosen_sum = cat(&PairTable::chosen_sum);
+  t.chosen_count = cat(&PairTable::chosen_count);
+  t.rejected_sum = cat(&PairTable::rejected_sum);
+  t.rejected_count = cat(&PairTable::rejected_count);
+  return t;
+}
+
+PairTable cached_pair_logprobs(CausalLm& net, const std::string& model_hash, const std::vector<PreferencePair>& pairs,
+                               int64_t pad_id, int64_t batch_size, const fs::path& cache_dir,
+                               const std::string& settings, bool* hit) {
+  Sha256 h;
+  h.update("atax-ref-logps-v1|").update(model_hash).update("|").update(settings).update("|");
+  auto dev = net_device(net);
+  h.update(dev.is_cpu() ? "cpu" : "cuda").update("|");
+  auto params = net->parameters();
+  h.update(params.empty() ? "" : std::string(c10::toString(params.front().scalar_type()))).update("|");
+  for (const auto& p : pairs) {
+    for (const auto* v : {&p.prompt, &p.chosen, &p.rejected}) {
+      uint64_t n = v->size();
+      h.update(&n, sizeof(n));
+      h.update(v->data(), v->size() * sizeof(int32_t));
+    }
+  }
+  const std::string key = h.hex_digest();
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  fs::path file = cache_dir / ("ref_logps-" + key.substr(0, 32) + ".bin");
+  if (fs::exists(file)) {
+    try {
+      std::string s = read_file(file);
+      const std::string head = "atax-ref-logps-v1\n" + key + "\n";
+      if (starts_with(s, head) && s.size() == head.size() + 4 * P * sizeof(float)) {
+        if (hit) *hit = true;
+        return table_from_bytes(s.substr(head.size()), P);
+      }
+    } catch (const Error&) {
+      // Unreadable cache entries are recomputed.
+    }
+  }
+  if (hit) *hit = false;
+  PairTable t = gathered_pair_logprobs(net, pairs, pad_id, batch_size);
+  auto& ctx = dist::context();
+  if (ctx.is_main()) {
+    try {
+      write_file_atomic(file, "atax-ref-logps-v1\n" + key + "\n" + table_bytes(t));
+    } catch (const std::exception& e) {
+      log_info(std::string("could not write the reference cache: ") + e.what());
+    }
+  }
+  return t;
+}
+
+PairLogprobs table_rows(const PairTable& table, const std::vector<int64_t>& idx, bool average, torch::Device device) {
+  auto rows = torch::tensor(idx, torch::kInt64);
+  auto lp = table.logprobs(average);
+  return {lp.chosen.index_select(0, rows).to(device), lp.rejected.index_select(0, rows).to(device)};
+}
+
+std::pair<double, double> nll_sums(CausalLm& net, const std::vector<TokenSequence>& seqs, int64_t begin, int64_t end,
+                                   int64_t pad_id, int64_t batch_size) {
+  torch::NoGradGuard ng;
+  std::vector<int64_t> idx;
+  for (int64_t i = begin; i < end; ++i) idx.push_back(i);
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return seqs[a].ids.size() < seqs[b].ids.size(); });
+  const auto device = net_device(net);
+  double sum = 0, count = 0;
+  batch_size = std::max<int64_t>(1, batch_size);
+  for (size_t s = 0; s < idx.size(); s += batch_size) {
+    std::vector<const TokenSequence*> b;
+    for (size_t i = s; i < std::min(idx.size(), s + batch_size); ++i) b.push_back(&seqs[idx[i]]);
+    auto lp = sequence_logprobs(net, make_token_batch(b, pad_id, device));
+    sum -= lp.sum.sum().item<double>();
+    count += lp.count.sum().item<double>();
+  }
+  return {sum, count};
+}
+
+}  // namespace train_detail
+
+PairTable pair_logprobs(CausalLm& net, const std::vector<PreferencePair>& pairs, int64_t pad_id, int64_t batch_size) {
+  std::vector<const PreferencePair*> ptrs;
+  for (const auto& p : pairs) ptrs.push_back(&p);
+  return pair_logprobs_of(net, ptrs, pad_id, batch_size);
+}
+
+double mean_nll(CausalLm& net, const std::vector<TokenSequence>& seqs, int64_t pad_id, int64_t batch_size) {
+  auto [sum, count] = nll_sums(net, seqs, 0, static_cast<int64_t>(seqs.size()), pad_id, batch_size);
+  return count > 0 ? sum / count : 0.0;
+}
+
+json evaluate_preferences(CausalLm& policy, const std::vector<PreferencePair>& pairs, const PairLogprobs& reference,
+                          DpoLossType type, double beta, double label_smoothing, int64_t pad_id, int64_t batch_size) {
+  if (pairs.empty()) return json::object();
+  PairTable t = gathered_pair_logprobs(policy, pairs, pad_id, batch_size);
+  auto pol = t.logprobs(type == DpoLossType::kIpo);
+  auto terms = dpo_loss(pol, reference, type, beta, label_smoothing);
+  auto margin = terms.rewards_chosen - terms.rewards_rejected;
+  return {{"eval/loss", terms.losses.mean().item<double>()},
+          {"eval/rewards/chosen", terms.rewards_chosen.mean().item<double>()},
+          {"eval/rewards/rejected", terms.rewards_rejected.mean().item<double>()},
+          {"eval/rewards/accuracies", (margin > 0).to(torch::kFloat64).mean().item<double>()},
+          {"eval/rewards/margins", margin.mean().item<double>()},
+          {"eval/logps/chosen", pol.chosen.mean().item<double>()},
+          {"eval/logps/rejected", pol.rejected.mean().item<double>()},
+          {"eval/pairs", static_cast<int64_t>(pairs.size())}};
+}
+
+DpoBatchOutput dpo_batch(CausalLm& policy, CausalLm* reference_net, const std::vector<const PreferencePair*>& pairs,
+                         const PairLogprobs* cached_reference, DpoLossType type, double beta, double label_smoothing,
+                         int64_t pad_id) {
+  auto fwd = dpo_forward(policy, reference_net, pairs, {}, cached_reference, type == DpoLossType::kIpo, pad_id);
+  DpoBatchOutput out;
+  out.terms = dpo_loss(fwd.policy, fwd.reference, type, beta, label_smoothing);
+  out.policy = fwd.policy;
+  out.loss = out.terms.losses.mean();
+  out.tokens = fwd.tokens;
+  return out;
+}
+
+}  // namespace atax
