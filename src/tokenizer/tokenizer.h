@@ -105,7 +105,14 @@ struct BpeTrainOptions {
   std::string eos_token = "<|endoftext|>";
   std::string pad_token = "<|pad|>";
   ChatFormat chat_format = ChatFormat::kPlain;  // written as chat_template in tokenizer_config
+  // Pre-tokenizer split regex; "" = GPT-2's. A custom one is written as Llama-3 does: a Split
+  // (Isolated) followed by ByteLevel without its own regex.
+  std::string split_pattern;
 };
+
+// A split regex that keeps every newline a token of its own, so a prompt ending in "\n" (a
+// HumanEval prompt, a chat turn) ends on the same token boundary as the training text did.
+extern const char* const kNewlineIsolatingPattern;
 
 // Trains a byte-level BPE tokenizer (GPT-2 pre-tokenizer regex, byte-level decoder) on `texts`.
 // Deterministic: ties between equally frequent pairs break by the pair's byte order. Ids: the

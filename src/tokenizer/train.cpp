@@ -23,6 +23,9 @@ struct Word {
 
 }  // namespace
 
+const char* const kNewlineIsolatingPattern =
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\n|[^\S\n]+(?!\S)|[^\S\n]+)";
+
 Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions& opts) {
   // Special tokens: the given ones, then bos/eos/pad and the chat format's tokens if missing.
   std::vector<std::string> specials;
@@ -46,7 +49,7 @@ Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions
   if (opts.min_frequency < 1) throw Error("min_frequency must be at least 1", {}, "use 1 or more");
 
   // 1. Word frequencies (special-token text is cut out, the rest split with the GPT-2 regex).
-  const Regex regex(kGpt2Pattern, "<train_bpe>");
+  const Regex regex(opts.split_pattern.empty() ? kGpt2Pattern : opts.split_pattern.c_str(), "<train_bpe>");
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> freq;
   std::vector<std::pair<size_t, size_t>> matches;
   auto count_gap = [&](std::string_view gap) {
@@ -241,7 +244,14 @@ Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions
       {"padding", nullptr},
       {"added_tokens", added},
       {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"pre_tokenizer",
+       opts.split_pattern.empty()
+           ? json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}
+           : json{{"type", "Sequence"},
+                  {"pretokenizers",
+                   {{{"type", "Split"}, {"pattern", {{"Regex", opts.split_pattern}}}, {"behavior", "Isolated"},
+                     {"invert", false}},
+                    {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
       {"post_processor", post},
       {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
       {"model",

@@ -155,6 +155,29 @@ TEST(TrainBpeTest, SaveLoadRoundTripsArbitraryUtf8) {
   EXPECT_EQ(t.decode(t.encode(prompt, false)), prompt);
 }
 
+TEST(TrainBpeTest, NewlineIsolatingSplitKeepsPromptBoundaries) {
+  std::vector<std::string> docs;
+  for (int i = 0; i < 200; ++i)
+    docs.push_back("def f" + std::to_string(i) + "(x):\n    return x + " + std::to_string(i) + "\n\nprint(f(2))\n");
+  BpeTrainOptions opts;
+  opts.vocab_size = 400;
+  opts.split_pattern = kNewlineIsolatingPattern;
+  Tokenizer t = train_bpe(docs, opts);
+  fs::path dir = fs::temp_directory_path() / ("atax_bpe_split_" + std::to_string(::getpid()));
+  t.save(dir);
+  Tokenizer back = Tokenizer::load(dir);
+  EXPECT_EQ(back.tokenizer_json()["pre_tokenizer"]["type"], "Sequence");
+  // A prompt ending in "\n" tokenizes as a prefix of prompt + completion: the completion's
+  // indentation never merges with the newline.
+  const std::string prompt = "def g(y):\n", completion = "    return y + 7\n";
+  auto p = back.encode(prompt, false), whole = back.encode(prompt + completion, false);
+  ASSERT_LE(p.size(), whole.size());
+  EXPECT_TRUE(std::equal(p.begin(), p.end(), whole.begin()));
+  EXPECT_EQ(back.decode(whole), prompt + completion);
+  EXPECT_EQ(back.tokens(back.encode("\n", false)).size(), 1u);
+  fs::remove_all(dir);
+}
+
 TEST(TrainBpeTest, RejectsTooSmallVocab) {
   BpeTrainOptions opts;
   opts.vocab_size = 100;

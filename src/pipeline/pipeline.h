@@ -1,0 +1,129 @@
+// pipeline: the jobs that tie the modules together. `atax demo` (world → tokenizer → base model →
+// aligned variants → sweeps → interpolation → evaluation → tax, tradeoff, report), `atax sweep`
+// (a grid of training settings recorded in the run store), and evaluation of model folders for
+// `atax tax --base DIR --aligned DIR`. Every artifact is cached by the content hash of its
+// settings and inputs, so a second run reuses it and an interrupted one resumes.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "analysis/analysis.h"
+#include "core/core.h"
+#include "eval/eval.h"
+
+namespace atax::pipeline {
+
+// ---------------------------------------------------------------------------------------------
+// Content-addressed artifacts
+// ---------------------------------------------------------------------------------------------
+
+// A folder per (kind, settings): root/<kind>-<sha256(kind, settings)[:16]>. A step is done when
+// its folder holds ".atax_done"; a folder without it is an interrupted step and is rebuilt (the
+// training steps resume from their own checkpoints in it).
+class ArtifactCache {
+ public:
+  explicit ArtifactCache(fs::path root) : root_(std::move(root)) {}
+  static std::string key_of(const std::string& kind, const json& settings);
+  fs::path path_for(const std::string& kind, const json& settings) const;
+  bool done(const fs::path& dir) const;
+  // Returns the folder, running make(dir) first unless it is done. `label` is shown in progress.
+  fs::path get(const std::string& kind, const json& settings, const std::string& label,
+               const std::function<void(const fs::path& dir)>& make);
+  int64_t hits() const { return hits_; }
+  int64_t builds() const { return builds_; }
+
+ private:
+  fs::path root_;
+  int64_t hits_ = 0, builds_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation of model folders
+// ---------------------------------------------------------------------------------------------
+
+struct ModelEvalOptions {
+  std::vector<std::string> tasks;  // task names (tasks/ folder)
+  fs::path tasks_dir;              // "" = find_tasks_dir()
+  fs::path data_dir;               // dataset base (the toy world folder for toy_* tasks)
+  int64_t limit = 0;
+  int64_t batch_size = 32;
+  int num_fewshot = -1;
+  bool chat = false;
+  fs::path cache_path;  // request cache; "" = none
+  std::string device = "auto";
+  uint64_t seed = 1234;
+};
+
+// Loads the model at `model_dir`, evaluates it and returns the results (per-item scores kept).
+EvalResults evaluate_model(const fs::path& model_dir, const ModelEvalOptions& opts);
+
+// Per-item scores of every top-level task and metric ("<name>" or "<name>,<filter>" when the
+// filter is not "none"), for the analysis module.
+std::vector<analysis::ItemScores> item_scores(const EvalResults& results);
+
+// Share of legitimate prompts answered (XSTest-style safe prompts) and share of harmful prompts
+// refused (HarmBench-style), as counts for the tradeoff analysis. Error if the tasks are absent.
+analysis::TradeoffInput tradeoff_input(const EvalResults& results, const std::string& name,
+                                       const std::string& helpful_task, const std::string& harmless_task);
+
+// ---------------------------------------------------------------------------------------------
+// The demo
+// ---------------------------------------------------------------------------------------------
+
+// The settings of one demo scale: world size, model shape, training and sweep grids.
+struct DemoPlan {
+  std::string name;         // quick | default
+  std::string world_scale;  // quick | default
+  int32_t vocab_size = 1024;
+  json model;               // config.json for pretraining (vocab_size filled from the tokenizer)
+  int64_t seq_len = 256;
+  int64_t pretrain_steps = 0, pretrain_batch = 16;
+  double pretrain_lr = 3e-3;
+  int64_t dpo_epochs = 1, dpo_batch = 16;
+  double dpo_lr = 5e-4, beta = 0.1, lambda_reg = 1.0, nll_weight = 1.0;
+  double selective_lr = 2e-4;
+  std::vector<double> betas, lambdas, interp_ts;
+  int n_seeds = 3;
+  int64_t sweep_eval_limit = 0;  // items per task for sweep models (0 = all)
+  json to_json() const;
+};
+
+DemoPlan demo_plan(const std::string& scale);
+
+struct DemoOptions {
+  std::string scale = "default";
+  fs::path out = "out/demo";
+  uint64_t seed = 1234;
+  int seeds = 0;          // 0 = the plan's
+  int threads = 0;
+  std::string device = "auto";
+  fs::path tasks_dir;     // "" = find_tasks_dir()
+};
+
+struct DemoResult {
+  fs::path report_dir;
+  json summary;  // the numbers the demo printed (validity, headline, tradeoff, ...)
+  double seconds = 0;
+};
+
+DemoResult run_demo(const DemoOptions& opts);
+
+// ---------------------------------------------------------------------------------------------
+// Sweeps
+// ---------------------------------------------------------------------------------------------
+
+// sweep.json: {"base": DIR, "data": prefs.jsonl, "world": DIR (data dir for tasks), "tasks": [...],
+// "out": DIR, "store": runs.sqlite, "defaults": {DpoConfig fields}, "grid": {"beta": [...],
+// "lambda_reg": [...], "selective": [false, true], "nll_weight": [...], "curriculum": [...],
+// "interp_t": [...]}, "eval_limit": N}. Each grid point is trained (or merged) and evaluated once
+// (cached by content), and recorded in the run store; a killed sweep resumes.
+struct SweepSummary {
+  int64_t runs = 0, reused = 0, trained = 0, failed = 0;
+  fs::path store;
+};
+SweepSummary run_sweep(const fs::path& config_file);
+
+}  // namespace atax::pipeline
