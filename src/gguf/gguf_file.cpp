@@ -300,8 +300,16 @@ void GgufFile::parse() {
   uint64_t n_kv = c.read<uint64_t>("the metadata count");
   // Each tensor info takes >= 24 bytes and each key/value >= 13: bound the counts by the file.
   if (n_tensors > c.left() / 24)
-    c.fail(fmt::format("tensor count {} is larger than the file can hold", n_tensors), at);
-  if (n_kv > c.left() / 13) c.fail(fmt::format("metadata count {} is larger than the file can hold", n_kv), at + 8);
+    c.fail(fmt::format("tensor count {} needs at least {} bytes of tensor infos but only {} are left in the "
+                       "{}-byte file (truncated or corrupt)",
+                       n_tensors, n_tensors <= (1ull << 58) ? std::to_string(n_tensors * 24) : "2^62+", c.left(),
+                       size_),
+           at);
+  if (n_kv > c.left() / 13)
+    c.fail(fmt::format("metadata count {} needs at least {} bytes but only {} are left in the {}-byte file "
+                       "(truncated or corrupt)",
+                       n_kv, n_kv <= (1ull << 59) ? std::to_string(n_kv * 13) : "2^63+", c.left(), size_),
+           at + 8);
 
   kv_.reserve(n_kv);
   for (uint64_t k = 0; k < n_kv; ++k) {
