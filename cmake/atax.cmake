@@ -36,6 +36,10 @@ function(atax_test file)
     string(REGEX REPLACE "^// ctest-labels:[ ]*" "" labels "${label_line}")
     separate_arguments(labels)
   endif()
+  # Tests of LibTorch modules share the library's precompiled <torch/torch.h>.
+  if(module MATCHES "^(model|gguf|train|dist|pipeline)$")
+    target_precompile_headers(${target} REUSE_FROM atax_model)
+  endif()
   gtest_discover_tests(${target} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 60
                        WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 endfunction()

@@ -25,10 +25,10 @@ const std::vector<Suite> kCapabilitySuites = {
     {"toy_knowledge", "acc", "knowledge (MMLU-style)", 0.25, 0.80},
     {"toy_reasoning", "acc", "reasoning (MMLU-style)", 0.25, 0.70},
     {"toy_math", "exact_match,flexible-extract", "math (GSM8K-style)", 0.0, 0.40},
-    {"toy_code", "pass@1", "code (HumanEval-style)", 0.0, 0.30},
+    {"toy_code_greedy", "pass@1", "code (HumanEval-style)", 0.0, 0.30},
     {"toy_creativity", "constraints_met", "creativity (constraints met)", 0.0, 0.0},
 };
-const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code",
+const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code_greedy",
                                             "toy_creativity", "toy_truthfulqa", "toy_bbq",   "toy_harmbench",
                                             "toy_xstest"};
 // Tasks that change sign meaning: alignment is meant to move them (reported with the safety half).
@@ -37,7 +37,7 @@ const std::map<std::string, analysis::TaskCategory> kCategories = {
 // The rows of the headline table (task, metric) in order.
 const std::vector<std::pair<std::string, std::string>> kHeadline = {
     {"toy_knowledge", "acc"},       {"toy_reasoning", "acc"},        {"toy_math", "exact_match,flexible-extract"},
-    {"toy_code", "pass@1"},         {"toy_creativity", "constraints_met"},
+    {"toy_code_greedy", "pass@1"},  {"toy_creativity", "constraints_met"},
     {"toy_truthfulqa", "mc1"},      {"toy_bbq", "bias_score_ambig"}, {"toy_harmbench", "refusal_rate"},
     {"toy_xstest", "over_refusal_rate"}};
 
@@ -113,12 +113,13 @@ json DemoPlan::to_json() const {
           {"model", model},
           {"seq_len", seq_len},
           {"pretrain", {{"steps", pretrain_steps}, {"batch", pretrain_batch}, {"lr", pretrain_lr}}},
-          {"dpo", {{"epochs", dpo_epochs}, {"batch", dpo_batch}, {"lr", dpo_lr}, {"beta", beta},
+          {"dpo", {{"epochs", dpo_epochs}, {"max_steps", dpo_max_steps}, {"batch", dpo_batch}, {"lr", dpo_lr}, {"beta", beta},
                    {"lambda_reg", lambda_reg}, {"nll_weight", nll_weight}, {"selective_lr", selective_lr}}},
           {"betas", betas},
           {"lambdas", lambdas},
           {"interp_ts", interp_ts},
           {"n_seeds", n_seeds},
+          {"eval_limit", eval_limit},
           {"sweep_eval_limit", sweep_eval_limit}};
 }
 
@@ -133,16 +134,18 @@ DemoPlan demo_plan(const std::string& scale) {
                {"max_position_embeddings", 256},        {"rms_norm_eps", 1e-5},     {"rope_theta", 10000.0},
                {"tie_word_embeddings", true}};
     p.seq_len = 128;
-    p.pretrain_steps = 250;
+    p.pretrain_steps = 200;
     p.pretrain_batch = 16;
     p.pretrain_lr = 3e-3;
     p.dpo_batch = 16;
-    p.dpo_lr = 5e-4;
-    p.betas = {0.05, 0.1, 0.5};
-    p.lambdas = {0.0, 1.0, 10.0};
-    p.interp_ts = {0.25, 0.5, 0.75};
-    p.n_seeds = 2;
-    p.sweep_eval_limit = 40;
+    p.dpo_lr = 1e-3;
+    p.dpo_max_steps = 25;
+    p.betas = {0.1, 0.5};
+    p.lambdas = {0.0, 10.0};
+    p.interp_ts = {0.5};
+    p.n_seeds = 1;
+    p.eval_limit = 20;
+    p.sweep_eval_limit = 20;
   } else if (scale == "default") {
     p.name = "default";
     p.world_scale = "default";
@@ -260,7 +263,8 @@ DemoResult run_demo(const DemoOptions& opts) {
   auto align = [&](const std::string& name, const std::string& family, std::map<std::string, double> params,
                    json variant, const std::function<void(DpoConfig&)>& tweak) {
     json settings = {{"base", base_key}, {"world", world_dir.parent_path().filename().string()},
-                     {"epochs", plan.dpo_epochs}, {"batch", plan.dpo_batch}, {"lr", plan.dpo_lr},
+                     {"epochs", plan.dpo_epochs}, {"max_steps", plan.dpo_max_steps}, {"batch", plan.dpo_batch},
+                     {"lr", plan.dpo_lr},
                      {"beta", plan.beta}, {"variant", variant}};
     for (auto& [k, v] : variant.items()) settings[k] = v;
     fs::path dir = cache.get("dpo", settings, "align " + name, [&](const fs::path& d) {
@@ -269,6 +273,7 @@ DemoResult run_demo(const DemoOptions& opts) {
       dc.common.lr = plan.dpo_lr;
       dc.common.batch_size = plan.dpo_batch;
       dc.common.epochs = plan.dpo_epochs;
+      dc.common.max_steps = plan.dpo_max_steps;
       dc.common.schedule = "linear";
       dc.common.warmup_ratio = 0.1;
       dc.common.seed = opts.seed;
@@ -357,7 +362,7 @@ DemoResult run_demo(const DemoOptions& opts) {
     bool full = run.family == "base" || run.family == "dpo" || run.family == "dpo_seed" ||
                 run.family == "regularized" || run.family == "selective" || run.family == "nll" ||
                 run.family == "curriculum";
-    int64_t limit = full ? 0 : plan.sweep_eval_limit;
+    int64_t limit = full ? plan.eval_limit : plan.sweep_eval_limit;
     json settings = {{"model", run.dir.parent_path().filename().string()}, {"tasks", kAllTasks}, {"limit", limit},
                      {"seed", opts.seed}};
     fs::path dir = cache.get("eval", settings, "evaluate " + run.name, [&](const fs::path& d) {

@@ -83,6 +83,8 @@ struct DemoPlan {
   int64_t pretrain_steps = 0, pretrain_batch = 16;
   double pretrain_lr = 3e-3;
   int64_t dpo_epochs = 1, dpo_batch = 16;
+  int64_t dpo_max_steps = 0;     // > 0 caps every alignment run
+  int64_t eval_limit = 0;        // items per task for the main models (0 = all)
   double dpo_lr = 5e-4, beta = 0.1, lambda_reg = 1.0, nll_weight = 1.0;
   double selective_lr = 2e-4;
   std::vector<double> betas, lambdas, interp_ts;

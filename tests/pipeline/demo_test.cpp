@@ -1,0 +1,58 @@
+// ctest-labels: slow
+// `atax demo --quick` end to end: the world, the tokenizer, the base model, the aligned variants,
+// evaluation, the tax and tradeoff tables and the report; then a second run reuses everything.
+#include <gtest/gtest.h>
+
+#include "pipeline/pipeline.h"
+
+using namespace atax;
+
+TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
+  fs::path out = fs::temp_directory_path() / ("atax_demo_test_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  pipeline::DemoOptions o;
+  o.scale = "quick";
+  o.out = out;
+  o.tasks_dir = fs::path(ATAX_SOURCE_DIR) / "tasks";
+  auto first = pipeline::run_demo(o);
+  const json& s = first.summary;
+  // Every part of the summary is there, with numbers in range.
+  ASSERT_TRUE(s.contains("validity"));
+  ASSERT_TRUE(s.contains("tax"));
+  ASSERT_TRUE(s.contains("headline"));
+  ASSERT_TRUE(s.contains("tradeoff"));
+  ASSERT_TRUE(s.contains("mitigations"));
+  EXPECT_GE(s["tax"]["rows"].size(), 8u);
+  for (const auto& row : s["tax"]["rows"]) {
+    EXPECT_GE(row["base"].get<double>(), -1.0) << row.dump();
+    EXPECT_LE(row["base"].get<double>(), 1.0) << row.dump();
+    EXPECT_GT(row["n"].get<int64_t>(), 0) << row.dump();
+  }
+  // Base, 5 aligned variants, the sweep points and the interpolation are on the tradeoff plane.
+  EXPECT_GE(s["tradeoff"]["points"].size(), 8u);
+  EXPECT_FALSE(s["tradeoff"]["pareto"].empty());
+  for (const auto& p : s["tradeoff"]["points"]) {
+    EXPECT_GE(p["helpful"].get<double>(), 0.0);
+    EXPECT_LE(p["harmless"].get<double>(), 1.0);
+  }
+  // The base model of the toy world complies with harmful requests; plain DPO does not refuse
+  // less (at the quick scale its 25 steps may not move greedy generations yet).
+  double base_harmless = s["tradeoff"]["points"][0]["harmless"];
+  double dpo_harmless = s["tradeoff"]["points"][1]["harmless"];
+  EXPECT_EQ(s["tradeoff"]["points"][0]["name"], "base");
+  EXPECT_EQ(s["tradeoff"]["points"][1]["name"], "dpo");
+  EXPECT_GE(dpo_harmless, base_harmless);
+  // The report is written with every chart.
+  std::string html = read_file(first.report_dir / "report.html");
+  for (const char* id : {"chart-tax", "chart-tradeoff", "chart-beta", "chart-lambda"})
+    EXPECT_NE(html.find(id), std::string::npos) << id;
+  EXPECT_TRUE(fs::exists(first.report_dir / "report.md"));
+  EXPECT_TRUE(fs::exists(first.report_dir / "report.json"));
+  EXPECT_GT(s["artifacts_built"].get<int64_t>(), 10);
+
+  // A second run reuses every artifact and gives the same numbers.
+  auto second = pipeline::run_demo(o);
+  EXPECT_EQ(second.summary["artifacts_built"].get<int64_t>(), 0);
+  EXPECT_EQ(second.summary["tax"]["rows"], s["tax"]["rows"]);
+  fs::remove_all(out);
+}
