@@ -91,6 +91,14 @@ DpoForward dpo_forward(CausalLm& policy, CausalLm* reference_net, const std::vec
                        const std::vector<const TokenSequence*>& extra, const PairLogprobs* cached, bool average,
                        int64_t pad_id);
 
+// Sequence log-probs of the chosen and rejected responses of `pairs`, the prompt forwarded once:
+// prompts left-padded (B, P) fill a KV cache that is duplicated for [chosen..., rejected...]
+// (2B, R, right-padded), so the shared prompt costs one forward instead of two. Same values as
+// the concatenated batch up to float rounding; differentiable. Returns (2B,) sums and counts.
+SequenceLogprobs shared_prompt_logprobs(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id);
+// The same through one concatenated (2B, P+R) batch (the reference implementation).
+SequenceLogprobs concatenated_logprobs(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id);
+
 // pair_logprobs over a list of pair pointers.
 PairTable pair_logprobs_of(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id,
                            int64_t batch_size);

@@ -114,12 +114,31 @@ TokenBatch make_token_batch(const std::vector<const TokenSequence*>& seqs, int64
   return b;
 }
 
+namespace {
+// Whether this process's BLAS is slow (Debian's reference libblas: a few GFLOP/s) so that the
+// oneDNN 1×1-convolution route wins; with OpenBLAS (scripts/setup) plain linear is ~2× faster
+// than the convolution. Decided once by timing a 256³ product; ATAX_LINEAR=blas|onednn forces it.
+bool prefer_onednn() {
+  static const bool prefer = [] {
+    if (const char* env = std::getenv("ATAX_LINEAR"); env && *env) return std::string(env) == "onednn";
+    torch::NoGradGuard ng;
+    auto a = torch::randn({256, 256}), b = torch::randn({256, 256});
+    torch::mm(a, b);  // warm-up
+    const double t0 = now_seconds();
+    for (int i = 0; i < 4; ++i) torch::mm(a, b);
+    const double gflops = 4 * 2.0 * 256 * 256 * 256 / std::max(1e-9, now_seconds() - t0) / 1e9;
+    return gflops < 15.0;
+  }();
+  return prefer;
+}
+}  // namespace
+
 torch::Tensor fast_linear(const torch::Tensor& x, const torch::Tensor& w) {
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), "fast_linear: x (M,K), w (N,K)");
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32 && M >= 16) {
-    // A 1×1 convolution over M "images" of K channels is exactly x·wᵀ; oneDNN runs it (and its
-    // backward) far faster than the reference BLAS sgemm that torch::linear calls here.
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32 && M >= 16 &&
+      prefer_onednn()) {
+    // A 1×1 convolution over M "images" of K channels is exactly x·wᵀ, run by oneDNN.
     auto y = torch::conv2d(x.contiguous().view({M, K, 1, 1}), w.contiguous().view({N, K, 1, 1}));  // (M,N,1,1)
     return y.reshape({M, N});
   }

@@ -35,50 +35,147 @@ struct LoraOff {
 };
 }  // namespace
 
-DpoForward dpo_forward(CausalLm& policy, CausalLm* reference_net, const std::vector<const PreferencePair*>& pairs,
-                       const std::vector<const TokenSequence*>& extra, const PairLogprobs* cached, bool average,
-                       int64_t pad_id) {
-  const int64_t B = static_cast<int64_t>(pairs.size());
+namespace {
+torch::Tensor head_of(CausalLm& net) {
+  auto params = net->named_hf_parameters();
+  auto it = params.find("lm_head.weight");
+  if (it != params.end()) return it->second;
+  for (const char* name : {"model.embed_tokens.weight", "transformer.wte.weight"})
+    if ((it = params.find(name)) != params.end()) return it->second;
+  TORCH_CHECK(false, "the model has no lm_head weight");
+  return {};
+}
+
+bool prompt_sharing_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("ATAX_DPO_SHARE_PROMPT");
+    return !(env && std::string(env) == "0");
+  }();
+  return on;
+}
+
+int64_t pair_tokens(const std::vector<const PreferencePair*>& pairs) {
+  int64_t n = 0;
+  for (const auto* p : pairs) n += static_cast<int64_t>(2 * p->prompt.size() + p->chosen.size() + p->rejected.size());
+  return n;
+}
+}  // namespace
+
+SequenceLogprobs concatenated_logprobs(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id) {
   std::vector<TokenSequence> storage;
-  storage.reserve(2 * B);
+  storage.reserve(2 * pairs.size());
   for (const auto* p : pairs) storage.push_back(p->chosen_seq());
   for (const auto* p : pairs) storage.push_back(p->rejected_seq());
   std::vector<const TokenSequence*> seqs;
   for (const auto& s : storage) seqs.push_back(&s);
-  std::vector<const TokenSequence*> all = seqs;
-  all.insert(all.end(), extra.begin(), extra.end());
-  const auto device = net_device(policy);
+  return sequence_logprobs(net, make_token_batch(seqs, pad_id, net_device(net)));
+}
 
+SequenceLogprobs shared_prompt_logprobs(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id) {
+  const int64_t B = static_cast<int64_t>(pairs.size());
+  int64_t P = 0, R = 0;
+  for (const auto* p : pairs) {
+    if (p->prompt.empty() || p->chosen.empty() || p->rejected.empty()) return concatenated_logprobs(net, pairs, pad_id);
+    P = std::max<int64_t>(P, static_cast<int64_t>(p->prompt.size()));
+    R = std::max<int64_t>(R, static_cast<int64_t>(std::max(p->chosen.size(), p->rejected.size())));
+  }
+  const auto device = net_device(net);
+  // Prompts, left-padded so every prompt ends at column P − 1.
+  auto prompt_ids = torch::full({B, P}, pad_id, torch::kInt64);   // (B,P)
+  auto prompt_mask = torch::zeros({B, P}, torch::kInt64);         // (B,P)
+  auto resp_ids = torch::full({2 * B, R}, pad_id, torch::kInt64);  // (2B,R)
+  auto resp_mask = torch::zeros({2 * B, R}, torch::kInt64);       // (2B,R)
+  {
+    auto pi = prompt_ids.accessor<int64_t, 2>(), pm = prompt_mask.accessor<int64_t, 2>();
+    auto ri = resp_ids.accessor<int64_t, 2>(), rm = resp_mask.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& p = *pairs[b];
+      const int64_t off = P - static_cast<int64_t>(p.prompt.size());
+      for (size_t t = 0; t < p.prompt.size(); ++t) {
+        pi[b][off + t] = p.prompt[t];
+        pm[b][off + t] = 1;
+      }
+      for (int side = 0; side < 2; ++side) {
+        const auto& r = side == 0 ? p.chosen : p.rejected;
+        const int64_t row = side * B + b;
+        for (size_t t = 0; t < r.size(); ++t) {
+          ri[row][t] = r[t];
+          rm[row][t] = 1;
+        }
+      }
+    }
+  }
+  prompt_ids = prompt_ids.to(device);
+  prompt_mask = prompt_mask.to(device);
+  resp_ids = resp_ids.to(device);
+  resp_mask = resp_mask.to(device);
+  KvCache cache;
+  auto hp = net->hidden_states(prompt_ids, prompt_mask, &cache);  // (B,P,C)
+  for (size_t l = 0; l < cache.k.size(); ++l) {                   // (B,..) -> (2B,..): chosen rows, then rejected
+    cache.k[l] = torch::cat({cache.k[l], cache.k[l]}, 0);
+    cache.v[l] = torch::cat({cache.v[l], cache.v[l]}, 0);
+  }
+  auto full_mask = torch::cat({torch::cat({prompt_mask, prompt_mask}, 0), resp_mask}, 1);  // (2B,P+R)
+  auto hr = net->hidden_states(resp_ids, full_mask, &cache);                               // (2B,R,C)
+  const int64_t C = hr.size(2);
+  // Response token j is predicted by the prompt's last state (j = 0) or by response state j − 1.
+  auto last = hp.select(1, P - 1).unsqueeze(1);                                    // (B,1,C)
+  auto pred = torch::cat({torch::cat({last, last}, 0), hr.narrow(1, 0, R - 1)}, 1);  // (2B,R,C)
+  auto pos = resp_mask.to(torch::kBool).nonzero();                                  // (M,2)
+  auto rows = pos.select(1, 0);
+  auto flat = rows * R + pos.select(1, 1);
+  auto hs = pred.reshape({2 * B * R, C}).index_select(0, flat);                      // (M,C)
+  auto targets = resp_ids.reshape({2 * B * R}).index_select(0, flat);                // (M,)
+  auto w = head_of(net);
+  auto logits = fast_linear(hs, w.scalar_type() == hs.scalar_type() ? w : w.to(hs.scalar_type())).to(torch::kFloat32);
+  auto lp = torch::log_softmax(logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1);  // (M,)
+  SequenceLogprobs out;
+  out.sum = torch::zeros({2 * B}, lp.options()).index_add(0, rows, lp);
+  out.count = resp_mask.sum(1).to(torch::kFloat32);
+  return out;
+}
+
+namespace {
+SequenceLogprobs pair_forward(CausalLm& net, const std::vector<const PreferencePair*>& pairs, int64_t pad_id) {
+  return prompt_sharing_enabled() ? shared_prompt_logprobs(net, pairs, pad_id) : concatenated_logprobs(net, pairs, pad_id);
+}
+}  // namespace
+
+DpoForward dpo_forward(CausalLm& policy, CausalLm* reference_net, const std::vector<const PreferencePair*>& pairs,
+                       const std::vector<const TokenSequence*>& extra, const PairLogprobs* cached, bool average,
+                       int64_t pad_id) {
+  const int64_t B = static_cast<int64_t>(pairs.size());
+  const auto device = net_device(policy);
   DpoForward out;
-  auto batch = make_token_batch(all, pad_id, device);  // (2B+E, T)
-  out.tokens = batch.tokens;
-  auto lp = sequence_logprobs(policy, batch);  // sums (2B+E,)
+  out.tokens = pair_tokens(pairs);
+  auto lp = pair_forward(policy, pairs, pad_id);  // (2B,)
   out.chosen_sum = lp.sum.narrow(0, 0, B);
   out.chosen_count = lp.count.narrow(0, 0, B);
   auto rejected_sum = lp.sum.narrow(0, B, B), rejected_count = lp.count.narrow(0, B, B);
   if (!extra.empty()) {
-    out.extra_sum = lp.sum.narrow(0, 2 * B, static_cast<int64_t>(extra.size()));
-    out.extra_count = lp.count.narrow(0, 2 * B, static_cast<int64_t>(extra.size()));
+    auto batch = make_token_batch(extra, pad_id, device);
+    out.tokens += batch.tokens;
+    auto e = sequence_logprobs(policy, batch);
+    out.extra_sum = e.sum;
+    out.extra_count = e.count;
   }
   if (average) {
     out.policy = {out.chosen_sum / out.chosen_count.clamp_min(1), rejected_sum / rejected_count.clamp_min(1)};
   } else {
     out.policy = {out.chosen_sum, rejected_sum};
   }
-
   if (cached) {
     out.reference = *cached;
     return out;
   }
   torch::NoGradGuard ng;
   SequenceLogprobs ref;
-  auto ref_batch = extra.empty() ? batch : make_token_batch(seqs, pad_id, device);  // (2B, T')
   if (reference_net) {
-    ref = sequence_logprobs(*reference_net, ref_batch);
+    ref = pair_forward(*reference_net, pairs, pad_id);
   } else {
     TORCH_CHECK(policy->has_lora(), "dpo_forward: no reference (pass a reference network, a cache, or use LoRA)");
     LoraOff off(policy);
-    ref = sequence_logprobs(policy, ref_batch);
+    ref = pair_forward(policy, pairs, pad_id);
   }
   auto rs = ref.sum.detach(), rc = ref.count;
   if (average) rs = rs / rc.clamp_min(1);
@@ -103,16 +200,12 @@ PairTable pair_logprobs_of(CausalLm& net, const std::vector<const PreferencePair
   };
   std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return len(a) < len(b); });
   torch::NoGradGuard ng;
-  const auto device = net_device(net);
   batch_size = std::max<int64_t>(1, batch_size);
   for (int64_t s = 0; s < P; s += batch_size) {
     const int64_t e = std::min(P, s + batch_size);
-    std::vector<TokenSequence> storage;
-    for (int64_t i = s; i < e; ++i) storage.push_back(pairs[idx[i]]->chosen_seq());
-    for (int64_t i = s; i < e; ++i) storage.push_back(pairs[idx[i]]->rejected_seq());
-    std::vector<const TokenSequence*> seqs;
-    for (const auto& q : storage) seqs.push_back(&q);
-    auto lp = sequence_logprobs(net, make_token_batch(seqs, pad_id, device));
+    std::vector<const PreferencePair*> chunk;
+    for (int64_t i = s; i < e; ++i) chunk.push_back(pairs[idx[i]]);
+    auto lp = pair_forward(net, chunk, pad_id);
     auto sum = lp.sum.to(torch::kCPU), count = lp.count.to(torch::kCPU);
     const int64_t b = e - s;
     auto rows = torch::tensor(std::vector<int64_t>(idx.begin() + s, idx.begin() + e), torch::kInt64);

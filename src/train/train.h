@@ -87,12 +87,12 @@ struct SequenceLogprobs {
 };
 
 // Log-probs of the scored tokens only: final hidden states at the scored positions go through
-// lm_head and log_softmax (no (N,T,V) logits), then are summed per sequence. On CPU float32 the
-// head's matrix products run through oneDNN.
+// lm_head and log_softmax (no (N,T,V) logits), then are summed per sequence.
 SequenceLogprobs sequence_logprobs(CausalLm& net, const TokenBatch& batch);
 
-// x (M,K) · wᵀ (N,K) -> (M,N), differentiable. On CPU float32 with M ≥ 16 it runs as a 1×1
-// convolution (oneDNN), several times faster than Debian's reference BLAS behind torch::linear.
+// x (M,K) · wᵀ (N,K) -> (M,N), differentiable. On CPU float32 with M ≥ 16 and a slow BLAS
+// (Debian's reference libblas, ~5 GFLOP/s) it runs as a 1×1 convolution through oneDNN, ~5×
+// faster; with OpenBLAS it is torch::linear.
 torch::Tensor fast_linear(const torch::Tensor& x, const torch::Tensor& w);
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,264 @@
+// atax train pretrain | sft | dpo: the trainers of src/train on the command line. Every option can
+// also come from a config file (--config FILE for sft and dpo, --options FILE for pretrain, whose
+// --config names the model config); the resolved configuration is saved as OUT/train_config.json.
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/cli.h"
+#include "train/train.h"
+
+namespace atax::cli {
+namespace {
+
+struct CommonOpts {
+  TrainCommon c;
+  std::string out, on_bad_line = "fail";
+  bool no_progress = false;
+  RuntimeOptions rt;
+};
+
+void add_common(CLI::App* sub, CommonOpts& o) {
+  auto& c = o.c;
+  sub->add_option("--out", o.out, "output folder: the trained HF model, train_log.jsonl, train_config.json, "
+                                  "checkpoints/")->required();
+  sub->add_option("--lr", c.lr, "peak learning rate (AdamW)")->capture_default_str();
+  sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->capture_default_str();
+  sub->add_option("--adam-beta1", c.adam_beta1, "AdamW β1")->capture_default_str();
+  sub->add_option("--adam-beta2", c.adam_beta2, "AdamW β2")->capture_default_str();
+  sub->add_option("--adam-eps", c.adam_eps, "AdamW ε")->capture_default_str();
+  sub->add_option("--schedule", c.schedule, "decay after warmup: constant | linear | cosine")
+      ->check(CLI::IsMember({"constant", "linear", "cosine"}))->capture_default_str();
+  sub->add_option("--warmup-steps", c.warmup_steps, "linear warmup steps")->capture_default_str();
+  sub->add_option("--warmup-ratio", c.warmup_ratio, "warmup as a share of all steps (when --warmup-steps is 0)")
+      ->capture_default_str();
+  sub->add_option("--min-lr-ratio", c.min_lr_ratio, "decay floor as a share of --lr")->capture_default_str();
+  sub->add_option("--max-grad-norm", c.max_grad_norm, "gradient clipping norm (0 = off)")->capture_default_str();
+  sub->add_option("--batch-size", c.batch_size, "examples per micro-batch (all ranks together)")->capture_default_str();
+  sub->add_option("--grad-accum", c.grad_accum, "micro-batches per optimizer step")->capture_default_str();
+  sub->add_option("--epochs", c.epochs, "passes over the data")->capture_default_str();
+  sub->add_option("--max-steps", c.max_steps, "optimizer steps (overrides --epochs when > 0)")->capture_default_str();
+  sub->add_option("--seed", c.seed, "seed of initialisation, data order and LoRA init")->capture_default_str();
+  sub->add_option("--save-every", c.save_every, "checkpoint every N steps (0 = none)")->capture_default_str();
+  sub->add_flag("--keep-checkpoints", c.keep_checkpoints, "keep OUT/checkpoints after a successful run");
+  sub->add_flag("--resume", c.resume, "continue from the last checkpoint in OUT (or reuse a finished run)");
+  sub->add_option("--eval-every", c.eval_every, "held-out evaluation every N steps (0 = at the end)")
+      ->capture_default_str();
+  sub->add_option("--on-bad-line", o.on_bad_line, "bad data lines: fail | skip (with a count)")
+      ->check(CLI::IsMember({"fail", "skip"}))->capture_default_str();
+  sub->add_option("--max-length", c.max_length, "tokens per sequence; longer ones are cut keeping the start")
+      ->capture_default_str();
+  sub->add_flag("--drop-over-length", c.drop_over_length, "drop examples longer than --max-length instead");
+  sub->add_option("--chat-template", c.chat_template, "override the tokenizer's chat format: chatml | llama3 | "
+                                                      "llama2 | plain");
+  sub->add_flag("--no-progress", o.no_progress, "no progress bar");
+  add_runtime_options(sub, o.rt);
+}
+
+void finish_common(CommonOpts& o) {
+  o.c.out = o.out;
+  o.c.on_bad_line = o.on_bad_line == "skip" ? BadLinePolicy::kSkip : BadLinePolicy::kFail;
+  o.c.progress = !o.no_progress;
+  o.c.device = o.rt.device;
+  o.c.threads = o.rt.threads;
+  if (o.rt.dtype != "float32")
+    throw Error("training runs in float32", "", "drop --dtype (mixed precision training is not supported)");
+}
+
+void print_result(const TrainResult& r) {
+  if (r.already_done) std::cout << "(finished before; nothing trained)\n";
+  for (auto it = r.data_report.begin(); it != r.data_report.end(); ++it) {
+    if (!it.value().is_object() || !it.value().contains("read")) continue;
+    std::cout << fmt::format("data {:<9} read {}, kept {}", it.key(), it.value().value("read", 0),
+                             it.value().value("kept", 0));
+    if (it.value().contains("dropped"))
+      for (auto d = it.value()["dropped"].begin(); d != it.value()["dropped"].end(); ++d)
+        std::cout << fmt::format(", dropped {} ({})", d.value().dump(), d.key());
+    if (it.value().value("truncated", 0) > 0) std::cout << fmt::format(", truncated {}", it.value()["truncated"].dump());
+    if (it.value().value("bad_lines", 0) > 0)
+      std::cout << fmt::format(", bad lines skipped {}", it.value()["bad_lines"].dump());
+    std::cout << "\n";
+  }
+  std::cout << fmt::format("steps {}  time {:.1f} s\n", r.steps, r.seconds);
+  for (const char* k : {"loss", "dpo_loss", "reg_loss", "nll_loss", "rewards/accuracies", "rewards/margins",
+                        "grad_norm", "tokens_per_s"})
+    if (r.final_metrics.contains(k)) std::cout << fmt::format("  {:<20} {:.5g}\n", k, r.final_metrics[k].get<double>());
+  for (auto it = r.eval.begin(); it != r.eval.end(); ++it)
+    if (it.value().is_number()) std::cout << fmt::format("  {:<20} {:.5g}\n", it.key(), it.value().get<double>());
+  std::cout << "model: " << r.out.string() << "\n";
+}
+
+// "0,1,4-6" -> {0,1,4,5,6}.
+std::vector<int64_t> parse_layers(const std::vector<std::string>& items) {
+  std::vector<int64_t> out;
+  for (const auto& raw : items) {
+    std::string s = trim(raw);
+    if (s.empty()) continue;
+    try {
+      auto dash = s.find('-');
+      if (dash == std::string::npos) {
+        out.push_back(std::stoll(s));
+      } else {
+        int64_t a = std::stoll(s.substr(0, dash)), b = std::stoll(s.substr(dash + 1));
+        if (b < a) throw std::invalid_argument("range");
+        for (int64_t i = a; i <= b; ++i) out.push_back(i);
+      }
+    } catch (const std::exception&) {
+      throw Error("bad layer list entry \"" + s + "\"", "", "use indices and ranges, e.g. --train-layers 0,1,4-6");
+    }
+  }
+  return out;
+}
+
+void add_pretrain(CLI::App* train) {
+  struct Opts {
+    CommonOpts common;
+    PretrainConfig cfg;
+    std::string tokenizer, model_config, init_model, data, eval_data;
+  };
+  auto o = std::make_shared<Opts>();
+  o->common.c.lr = 1e-3;
+  o->common.c.batch_size = 16;
+  o->common.c.weight_decay = 0.1;
+  o->common.c.schedule = "cosine";
+  auto* sub = train->add_subcommand("pretrain", "Train a model from scratch on a corpus (packed sequences, EOS "
+                                                "between documents)");
+  sub->add_option("--tokenizer", o->tokenizer, "tokenizer.json (or a folder holding it)");
+  sub->add_option("--config", o->model_config, "model config JSON (config.json fields; vocab_size may be omitted)");
+  sub->add_option("--init-model", o->init_model, "continue pretraining this HF folder instead of a fresh model");
+  sub->add_option("--data", o->data, "corpus: JSONL with \"text\" per line, or plain text")->required();
+  sub->add_option("--eval-data", o->eval_data, "held-out corpus (default: --eval-fraction of the documents)");
+  sub->add_option("--eval-fraction", o->cfg.eval_fraction, "share of documents held out without --eval-data")
+      ->capture_default_str();
+  sub->add_option("--seq-len", o->cfg.seq_len, "tokens per packed sequence")->capture_default_str();
+  add_common(sub, o->common);
+  sub->set_config("--options", "", "read options from a config file (key = value; --config is the model config)");
+  sub->callback([o] {
+    finish_common(o->common);
+    PretrainConfig cfg = o->cfg;
+    cfg.common = o->common.c;
+    cfg.tokenizer = o->tokenizer;
+    cfg.model_config = o->model_config;
+    cfg.init_model = o->init_model;
+    cfg.data = o->data;
+    cfg.eval_data = o->eval_data;
+    print_result(pretrain(cfg));
+  });
+}
+
+void add_sft(CLI::App* train) {
+  struct Opts {
+    CommonOpts common;
+    std::string model, data, eval_data;
+  };
+  auto o = std::make_shared<Opts>();
+  o->common.c.lr = 2e-5;
+  auto* sub = train->add_subcommand("sft", "Supervised fine-tuning on chat data (loss on response tokens only)");
+  sub->add_option("--model", o->model, "HF model folder")->required();
+  sub->add_option("--data", o->data, "JSONL: messages | prompt+completion | text")->required();
+  sub->add_option("--eval-data", o->eval_data, "held-out JSONL of the same kind");
+  add_common(sub, o->common);
+  add_config_option(sub);
+  sub->callback([o] {
+    finish_common(o->common);
+    SftConfig cfg;
+    cfg.common = o->common.c;
+    cfg.model = o->model;
+    cfg.data = o->data;
+    cfg.eval_data = o->eval_data;
+    print_result(sft(cfg));
+  });
+}
+
+void add_dpo(CLI::App* train) {
+  struct Opts {
+    CommonOpts common;
+    DpoConfig cfg;
+    std::string model, ref, data, eval_data, loss_type = "sigmoid", preserve, nll_data, ref_cache;
+    std::vector<std::string> filters = {"empty", "identical", "duplicate"}, layers;
+  };
+  auto o = std::make_shared<Opts>();
+  o->common.c.lr = 5e-6;
+  auto& d = o->cfg;
+  auto* sub = train->add_subcommand("dpo", "Direct preference optimisation and its variants (regularized, "
+                                           "selective, multi-task, curriculum, LoRA)");
+  sub->add_option("--model", o->model, "policy to align (HF folder)")->required();
+  sub->add_option("--ref", o->ref, "reference model (default: the initial policy; with LoRA, adapters off)");
+  sub->add_option("--data", o->data, "preference pairs (TRL prompt/chosen/rejected JSONL)")->required();
+  sub->add_option("--eval-data", o->eval_data, "held-out pairs for eval/rewards/accuracies");
+  sub->add_option("--loss-type", o->loss_type, "sigmoid | ipo | hinge | robust")
+      ->check(CLI::IsMember({"sigmoid", "ipo", "hinge", "robust"}))->capture_default_str();
+  sub->add_option("--beta", d.beta, "β: strength of the KL anchor to the reference")->capture_default_str();
+  sub->add_option("--label-smoothing", d.label_smoothing, "ε for sigmoid (cDPO) and robust losses")
+      ->capture_default_str();
+  sub->add_option("--lambda-reg", d.lambda_reg, "regularized DPO: + λ·Σ‖θ − θ_ref‖² over trainable parameters")
+      ->capture_default_str();
+  sub->add_option("--filters", o->filters, "data-quality filters: empty, identical, duplicate, over-length")
+      ->delimiter(',')->capture_default_str();
+  sub->add_option("--min-ref-margin", d.filter.min_ref_margin,
+                  "drop pairs whose |reference log-prob margin| is below this (0 = off)")->capture_default_str();
+  sub->add_option("--behaviours", d.filter.behaviours,
+                  "selective: keep harmful-refusal (kind harmless) pairs only of these categories")->delimiter(',');
+  sub->add_option("--kinds", d.filter.kinds, "keep only pairs of these kinds")->delimiter(',');
+  sub->add_option("--preserve", o->preserve, "capability-preservation data mixed in");
+  sub->add_option("--preserve-weight", d.preserve_weight, "weight of the preservation data")->capture_default_str();
+  sub->add_option("--preserve-as", d.preserve_as, "auto | nll | pairs")
+      ->check(CLI::IsMember({"auto", "nll", "pairs"}))->capture_default_str();
+  sub->add_option("--train-modules", d.train_modules, "train only parameters matching these patterns ('*' wildcard)")
+      ->delimiter(',');
+  sub->add_option("--train-layers", o->layers, "train only these layers (e.g. 0,1,4-6)")->delimiter(',');
+  sub->add_option("--lora-rank", d.lora.rank, "LoRA rank (0 = full fine-tuning)")->capture_default_str();
+  sub->add_option("--lora-alpha", d.lora.alpha, "LoRA alpha")->capture_default_str();
+  sub->add_option("--lora-targets", d.lora.target_modules, "LoRA target modules (HF leaf names)")
+      ->delimiter(',')->capture_default_str();
+  sub->add_option("--nll-data", o->nll_data, "capability data for the multi-task NLL term");
+  sub->add_option("--nll-weight", d.nll_weight, "weight w of the NLL term (without --nll-data: NLL of chosen)")
+      ->capture_default_str();
+  sub->add_option("--nll-batch-size", d.nll_batch_size, "NLL sequences per micro-batch (0 = --batch-size)")
+      ->capture_default_str();
+  sub->add_option("--curriculum", d.curriculum, "none | difficulty | category | margin")
+      ->check(CLI::IsMember({"none", "difficulty", "category", "margin"}))->capture_default_str();
+  sub->add_option("--curriculum-mode", d.curriculum_mode, "order (sorted each epoch) | ramp (growing pool)")
+      ->check(CLI::IsMember({"order", "ramp"}))->capture_default_str();
+  sub->add_option("--curriculum-categories", d.curriculum_categories, "category order for --curriculum category")
+      ->delimiter(',');
+  sub->add_option("--ramp-start", d.ramp_start, "ramp: share of the data available at the start")
+      ->capture_default_str();
+  sub->add_option("--ramp-fraction", d.ramp_fraction, "ramp: share of training until all data is in")
+      ->capture_default_str();
+  sub->add_flag("--precompute-ref", d.precompute_ref,
+                "compute reference log-probs once (cached on disk), then free the reference model");
+  sub->add_option("--ref-cache", o->ref_cache, "cache folder for reference log-probs "
+                                               "(default $ATAX_CACHE_DIR or ~/.cache/atax)");
+  add_common(sub, o->common);
+  add_config_option(sub);
+  sub->callback([o] {
+    finish_common(o->common);
+    DpoConfig cfg = o->cfg;
+    cfg.common = o->common.c;
+    cfg.model = o->model;
+    cfg.ref = o->ref;
+    cfg.data = o->data;
+    cfg.eval_data = o->eval_data;
+    cfg.loss_type = dpo_loss_type_from_name(o->loss_type);
+    cfg.filter.drop = o->filters;
+    cfg.preserve = o->preserve;
+    cfg.nll_data = o->nll_data;
+    cfg.ref_cache = o->ref_cache;
+    cfg.train_layers = parse_layers(o->layers);
+    print_result(train_dpo(cfg));
+  });
+}
+
+void add_train(CLI::App& app) {
+  auto* train = app.add_subcommand("train", "Train models: pretrain from scratch, SFT, and DPO-family alignment");
+  train->require_subcommand(1);
+  add_pretrain(train);
+  add_sft(train);
+  add_dpo(train);
+}
+
+ATAX_COMMAND("train", add_train);
+
+}  // namespace
+}  // namespace atax::cli
