@@ -9,19 +9,60 @@
 #include "train/train.h"
 
 namespace atax::cli {
+
+// CLI11 2.1 reads a config file for the main app only (App::_process_config_file), so the
+// --config of a subcommand is applied here, in its callback: each `key = value` whose option was
+// not given on the command line sets that option (the command line wins), then the required
+// options are checked. Keys are the long option names without dashes ([section] headers are
+// accepted and ignored).
+void apply_subcommand_config(CLI::App* sub, const std::string& path, const std::vector<std::string>& required) {
+  if (!path.empty()) {
+    if (!fs::is_regular_file(path)) throw Error("no such config file", path, "pass a TOML/INI file of key = value lines");
+    std::vector<CLI::ConfigItem> items;
+    try {
+      items = CLI::ConfigTOML().from_file(path);
+    } catch (const CLI::Error& e) {
+      throw Error(std::string("cannot read the config file: ") + e.what(), path, "write key = value lines");
+    }
+    for (const auto& item : items) {
+      if (item.name == "++" || item.name == "--") continue;  // section markers
+      CLI::Option* opt = sub->get_option_no_throw("--" + item.name);
+      if (!opt || item.name == "config" || item.name == "options")
+        throw Error("unknown option \"" + item.name + "\"", path,
+                    "keys are the long option names without dashes, e.g. beta = 0.1 (see --help)");
+      if (opt->count() > 0) continue;  // given on the command line
+      try {
+        if (opt->get_expected_min() == 0) {
+          opt->add_result(opt->get_flag_value(item.name, item.inputs.empty() ? "true" : item.inputs.front()));
+        } else {
+          opt->add_result(item.inputs);
+        }
+        opt->run_callback();
+      } catch (const CLI::Error& e) {
+        throw Error("bad value for \"" + item.name + "\": " + e.what(), path);
+      }
+    }
+  }
+  for (const auto& name : required) {
+    CLI::Option* opt = sub->get_option_no_throw("--" + name);
+    if (opt && opt->count() == 0)
+      throw Error("--" + name + " is required", "", "give it on the command line or in the --config file");
+  }
+}
+
 namespace {
 
 struct CommonOpts {
   TrainCommon c;
-  std::string out, on_bad_line = "fail";
+  std::string out, on_bad_line = "fail", config_file;
   bool no_progress = false;
   RuntimeOptions rt;
 };
 
 void add_common(CLI::App* sub, CommonOpts& o) {
   auto& c = o.c;
-  sub->add_option("--out", o.out, "output folder: the trained HF model, train_log.jsonl, train_config.json, "
-                                  "checkpoints/")->required();
+  sub->add_option("--out", o.out, "output folder (required): the trained HF model, train_log.jsonl, "
+                                  "train_config.json, checkpoints/");
   sub->add_option("--lr", c.lr, "peak learning rate (AdamW)")->capture_default_str();
   sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->capture_default_str();
   sub->add_option("--adam-beta1", c.adam_beta1, "AdamW β1")->capture_default_str();
@@ -126,14 +167,16 @@ void add_pretrain(CLI::App* train) {
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer.json (or a folder holding it)");
   sub->add_option("--config", o->model_config, "model config JSON (config.json fields; vocab_size may be omitted)");
   sub->add_option("--init-model", o->init_model, "continue pretraining this HF folder instead of a fresh model");
-  sub->add_option("--data", o->data, "corpus: JSONL with \"text\" per line, or plain text")->required();
+  sub->add_option("--data", o->data, "corpus (required): JSONL with \"text\" per line, or plain text");
   sub->add_option("--eval-data", o->eval_data, "held-out corpus (default: --eval-fraction of the documents)");
   sub->add_option("--eval-fraction", o->cfg.eval_fraction, "share of documents held out without --eval-data")
       ->capture_default_str();
   sub->add_option("--seq-len", o->cfg.seq_len, "tokens per packed sequence")->capture_default_str();
   add_common(sub, o->common);
-  sub->set_config("--options", "", "read options from a config file (key = value; --config is the model config)");
-  sub->callback([o] {
+  sub->add_option("--options", o->common.config_file,
+                  "read options from a config file (TOML/INI key = value; --config is the model config)");
+  sub->callback([o, sub] {
+    apply_subcommand_config(sub, o->common.config_file, {"data", "out"});
     finish_common(o->common);
     PretrainConfig cfg = o->cfg;
     cfg.common = o->common.c;
@@ -154,12 +197,13 @@ void add_sft(CLI::App* train) {
   auto o = std::make_shared<Opts>();
   o->common.c.lr = 2e-5;
   auto* sub = train->add_subcommand("sft", "Supervised fine-tuning on chat data (loss on response tokens only)");
-  sub->add_option("--model", o->model, "HF model folder")->required();
-  sub->add_option("--data", o->data, "JSONL: messages | prompt+completion | text")->required();
+  sub->add_option("--model", o->model, "HF model folder (required)");
+  sub->add_option("--data", o->data, "JSONL (required): messages | prompt+completion | text");
   sub->add_option("--eval-data", o->eval_data, "held-out JSONL of the same kind");
   add_common(sub, o->common);
-  add_config_option(sub);
-  sub->callback([o] {
+  sub->add_option("--config", o->common.config_file, "read options from a config file (TOML/INI key = value)");
+  sub->callback([o, sub] {
+    apply_subcommand_config(sub, o->common.config_file, {"model", "data", "out"});
     finish_common(o->common);
     SftConfig cfg;
     cfg.common = o->common.c;
@@ -182,9 +226,9 @@ void add_dpo(CLI::App* train) {
   auto& d = o->cfg;
   auto* sub = train->add_subcommand("dpo", "Direct preference optimisation and its variants (regularized, "
                                            "selective, multi-task, curriculum, LoRA)");
-  sub->add_option("--model", o->model, "policy to align (HF folder)")->required();
+  sub->add_option("--model", o->model, "policy to align (HF folder; required)");
   sub->add_option("--ref", o->ref, "reference model (default: the initial policy; with LoRA, adapters off)");
-  sub->add_option("--data", o->data, "preference pairs (TRL prompt/chosen/rejected JSONL)")->required();
+  sub->add_option("--data", o->data, "preference pairs (required; TRL prompt/chosen/rejected JSONL)");
   sub->add_option("--eval-data", o->eval_data, "held-out pairs for eval/rewards/accuracies");
   sub->add_option("--loss-type", o->loss_type, "sigmoid | ipo | hinge | robust")
       ->check(CLI::IsMember({"sigmoid", "ipo", "hinge", "robust"}))->capture_default_str();
@@ -231,8 +275,9 @@ void add_dpo(CLI::App* train) {
   sub->add_option("--ref-cache", o->ref_cache, "cache folder for reference log-probs "
                                                "(default $ATAX_CACHE_DIR or ~/.cache/atax)");
   add_common(sub, o->common);
-  add_config_option(sub);
-  sub->callback([o] {
+  sub->add_option("--config", o->common.config_file, "read options from a config file (TOML/INI key = value)");
+  sub->callback([o, sub] {
+    apply_subcommand_config(sub, o->common.config_file, {"model", "data", "out"});
     finish_common(o->common);
     DpoConfig cfg = o->cfg;
     cfg.common = o->common.c;
