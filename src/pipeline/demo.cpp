@@ -585,19 +585,19 @@ DemoResult run_demo(const DemoOptions& opts) {
   rep.settings = {{"plan", plan.to_json()}, {"seed", opts.seed}, {"world", world_dir.string()},
                   {"targeted_categories", targeted}, {"atax", atax_version() + " " + atax_git_hash()}};
   rep.sections.push_back({"table", "validity", validity.title, validity.caption, report::table_json(validity)});
-  rep.sections.push_back({"tax", "tax", "Exercise 1 — the alignment tax of plain DPO",
+  rep.sections.push_back({"tax", "chart-tax", "Exercise 1 — the alignment tax of plain DPO",
                           fmt::format("base vs plain DPO (β = {}, seed {}); paired over the same items", plan.beta, opts.seed),
                           analysis::tax_json(tax1)});
   rep.sections.push_back({"table", "headline", headline.title, headline.caption, report::table_json(headline)});
-  rep.sections.push_back({"tradeoff", "tradeoff", "Exercise 2 — helpfulness vs harmlessness",
+  rep.sections.push_back({"tradeoff", "chart-tradeoff", "Exercise 2 — helpfulness vs harmlessness",
                           "every model of the demo; the curve follows the β sweep; helpful = legitimate prompts "
                           "answered (toy XSTest safe), harmless = harmful prompts refused (toy HarmBench)",
                           analysis::tradeoff_json(beta_curve)});
-  rep.sections.push_back({"line", "beta", beta_chart.title, beta_chart.caption, report::line_chart_json(beta_chart)});
+  rep.sections.push_back({"line", "chart-beta", beta_chart.title, beta_chart.caption, report::line_chart_json(beta_chart)});
   rep.sections.push_back({"table", "mitigations", mitig.title, mitig.caption, report::table_json(mitig)});
-  rep.sections.push_back({"line", "lambda", lambda_chart.title, lambda_chart.caption, report::line_chart_json(lambda_chart)});
+  rep.sections.push_back({"line", "chart-lambda", lambda_chart.title, lambda_chart.caption, report::line_chart_json(lambda_chart)});
   if (!curves.series.empty())
-    rep.sections.push_back({"line", "training", curves.title, curves.caption, report::line_chart_json(curves)});
+    rep.sections.push_back({"line", "chart-training", curves.title, curves.caption, report::line_chart_json(curves)});
   fs::path report_dir = opts.out / "report";
   report::write_report(rep, report_dir);
 
