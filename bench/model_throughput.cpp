@@ -36,7 +36,7 @@ json run_python(const std::string& args) {
 int main(int argc, char** argv) {
   int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   at::set_num_threads(threads);
-  const int64_t C = 512, L = 7, H = 8, Hkv = 4, F = 1408, V = 4096, B = 8, T = 256, GP = 32, GN = 64;
+  const int64_t C = 512, L = 7, H = 8, Hkv = 4, F = 1408, V = 4096, B = 8, T = 256, GP = 128, GN = 128;
   json cj = {{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", V}, {"hidden_size", C},
              {"intermediate_size", F}, {"num_hidden_layers", L}, {"num_attention_heads", H},
              {"num_key_value_heads", Hkv}, {"max_position_embeddings", 1024}, {"rms_norm_eps", 1e-6}};
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   std::cout << fmt::format("scoring (B={} T={}):       atax {:9.0f} tokens/s", B, T, score_tps);
   if (py.is_object()) std::cout << fmt::format("   python eager {:9.0f} tokens/s   ratio {:.2f}x", py["score_tokens_per_s"].get<double>(), score_tps / py["score_tokens_per_s"].get<double>());
   std::cout << "\n";
-  std::cout << fmt::format("generation (KV cache, {} new): atax {:7.1f} tokens/s", GN, gen_tps);
+  std::cout << fmt::format("generation (KV cache, prompt {} + {} new): atax {:7.1f} tokens/s", GP, GN, gen_tps);
   if (py.is_object()) std::cout << fmt::format("   python eager {:7.1f} tokens/s   ratio {:.2f}x", py["gen_tokens_per_s"].get<double>(), gen_tps / py["gen_tokens_per_s"].get<double>());
   std::cout << "\n";
   std::cout << fmt::format("generation without cache (recompute): {:7.1f} tokens/s   KV-cache speed-up {:.2f}x\n",
