@@ -27,6 +27,16 @@ std::vector<int64_t> special_prefix(const Tokenizer& tok) {
 std::vector<int64_t> to_i64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
 std::vector<int32_t> to_i32(const std::vector<int64_t>& v) { return std::vector<int32_t>(v.begin(), v.end()); }
 
+// The special prefix, unless the text already starts with it (a chat template that renders the
+// BOS token itself, as Llama-3's and Llama-2's do).
+std::vector<int64_t> prefix_for(const Tokenizer& tok, const std::vector<int64_t>& prefix, const std::string& text) {
+  for (int64_t id : prefix) {
+    std::string piece = tok.id_to_token(static_cast<int32_t>(id));
+    if (!piece.empty() && tok.is_special(static_cast<int32_t>(id)) && starts_with(text, piece)) return {};
+  }
+  return prefix;
+}
+
 // The id that stands in front of an empty context (lm-eval's prefix_token_id): BOS, else EOS.
 int64_t start_token(const Tokenizer& tok, const ModelConfig& cfg) {
   if (auto b = tok.bos_id()) return *b;
@@ -148,7 +158,7 @@ std::vector<LoglikelihoodResult> HfModel::loglikelihood(const std::vector<Loglik
     auto whole = to_i64(tok.encode(ctx + cont, false));
     auto ctx_ids = to_i64(tok.encode(ctx, false));
     size_t n_ctx = std::min(ctx_ids.size(), whole.size());
-    std::vector<int64_t> c = prefix;
+    std::vector<int64_t> c = prefix_for(tok, prefix, ctx);
     c.insert(c.end(), whole.begin(), whole.begin() + static_cast<long>(n_ctx));
     std::vector<int64_t> k(whole.begin() + static_cast<long>(n_ctx), whole.end());
     if (k.empty())
@@ -285,7 +295,7 @@ std::vector<std::string> HfModel::generate_until(const std::vector<GenerateReque
   if (prefix.empty()) prefix.push_back(start_token(tok, model_.config));
   std::vector<std::vector<int64_t>> prompts(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
-    auto p = prefix;
+    auto p = prefix_for(tok, prefix, reqs[i].context);
     auto body = to_i64(tok.encode(reqs[i].context, false));
     p.insert(p.end(), body.begin(), body.end());
     int64_t budget = std::max<int64_t>(1, opts_.max_length - reqs[i].max_new_tokens);
