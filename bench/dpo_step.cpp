@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "train/loop.h"
 #include "train/train.h"
 
 using namespace atax;
@@ -49,7 +50,7 @@ double peak_rss_mb() {
 
 // One variant in this process; prints a JSON line.
 int run_variant(const Args& a) {
-  if (a.threads > 0) at::set_num_threads(a.threads);
+  train_detail::setup_threads(a.threads);  // as the trainers do: intra-op and BLAS threads
   json cfg = read_json(a.config), b = read_json(a.batch);
   std::vector<PreferencePair> pairs;
   for (size_t i = 0; i < b["prompts"].size(); ++i) {
@@ -176,6 +177,8 @@ int main(int argc, char** argv) {
     std::cout << fmt::format("DPO step, Llama-shaped model ({} layers, hidden 512, vocab 8192), {} pairs x ({} prompt "
                              "+ {} response tokens), tokens/s = pair tokens (prompt counted for chosen and rejected); device cpu; median of {} steps\n",
                              5, a.pairs, a.prompt_len, a.response_len, a.steps);
+    std::cout << "python: eager PyTorch as TRL computes it (full (N,T,V) logits); c++: atax's trainer step (prompt "
+                 "forwarded once for chosen and rejected, head only at response positions)\n";
     std::cout << fmt::format("{:<8} {:<11} {:>7} {:>11} {:>9} {:>12} {:>10}\n", "impl", "reference", "threads",
                              "tokens/s", "step s", "peak RSS MB", "vs python");
     for (int th : thread_settings) {
@@ -183,8 +186,10 @@ int main(int argc, char** argv) {
       for (int v = 0; v < 2; ++v) {
         std::string variant = v == 0 ? "live" : "precompute";
         if (a.python) {
-          py[v] = run_child(fmt::format("/usr/bin/python3 {}/bench/dpo_step_ref.py {} --variant {} --threads {}",
-                                        ATAX_SOURCE_DIR, common, variant, th));
+          // The same BLAS threads as atax uses (train's setup: one unless --threads says more).
+          py[v] = run_child(fmt::format("OPENBLAS_NUM_THREADS={} /usr/bin/python3 {}/bench/dpo_step_ref.py {} --variant {} "
+                                        "--threads {}",
+                                        th > 0 ? th : 1, ATAX_SOURCE_DIR, common, variant, th));
         }
       }
       for (int v = 0; v < 2; ++v) {

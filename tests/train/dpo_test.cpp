@@ -239,6 +239,43 @@ TEST_F(DpoTrainTest, NllOnChosenAndCurriculumOrder) {
   EXPECT_EQ(r.log.front()["data/difficulty"].get<double>(), 1.0);
 }
 
+TEST_F(DpoTrainTest, LowMarginFilterMarginCurriculumAndLossTypes) {
+  // The reference margins of the training pairs, to pick a threshold that drops some of them.
+  auto m = load_model(tiny_->model, LoadOptions{"cpu"});
+  auto pairs = load_preferences(tiny_->prefs, *m.tokenizer, TokenizeOptions{}, PreferenceFilter{}, nullptr);
+  auto lp = pair_logprobs(m.net, pairs, 0).logprobs(false);
+  auto margins = (lp.chosen - lp.rejected).abs();
+  auto sorted = std::get<0>(margins.sort());
+  const int64_t k = sorted.size(0) / 2;  // a threshold midway between two margins: no rounding ties
+  const double threshold = 0.5 * (sorted[k - 1].item<double>() + sorted[k].item<double>());
+  const int64_t below = (margins < threshold).sum().item<int64_t>();
+  auto c = base_config("margin");
+  c.filter.min_ref_margin = threshold;
+  c.curriculum = "margin";
+  c.common.max_steps = 3;
+  auto r = train_dpo(c);
+  EXPECT_EQ(r.data_report["train"]["dropped"]["low reference margin"].get<int64_t>(), below);
+  EXPECT_EQ(r.data_report["train"]["kept"].get<int64_t>(), static_cast<int64_t>(pairs.size()) - below);
+  // Every loss type trains end to end; at step 1 (policy = reference) each has its known value.
+  const double beta = 0.5;
+  std::map<std::string, double> at_start = {{"sigmoid", std::log(2.0)},
+                                            {"robust", std::log(2.0)},
+                                            {"hinge", 1.0},
+                                            {"ipo", 1 / (4 * beta * beta)}};
+  for (const auto& [name, want] : at_start) {
+    auto d = base_config("loss_" + name);
+    d.loss_type = dpo_loss_type_from_name(name);
+    d.beta = beta;
+    d.label_smoothing = name == "robust" ? 0.1 : 0.0;
+    d.curriculum = "category";
+    d.curriculum_categories = {"animals"};
+    d.common.max_steps = 4;
+    auto rr = train_dpo(d);
+    EXPECT_NEAR(rr.log[0]["dpo_loss"].get<double>(), want, 1e-4) << name;
+    EXPECT_LT(rr.log.back()["dpo_loss"].get<double>(), rr.log[0]["dpo_loss"].get<double>()) << name;
+  }
+}
+
 TEST_F(DpoTrainTest, FiltersReportWhatWasDroppedAndBadLinesNameFileAndLine) {
   fs::path f = tiny_->dir / "messy.jsonl";
   {
