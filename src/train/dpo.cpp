@@ -372,7 +372,6 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
   const json config = cfg.to_json();
   if (auto done = finished_run(cfg.common, config)) return *done;
   setup_threads(cfg.common.threads);
-  auto& ctx = dist::context();
   LoadOptions lo;
   lo.device = cfg.common.device;
   LoadedModel policy = load_model(cfg.model, lo);
@@ -575,7 +574,6 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
                        task.pairs.size(), dpo_loss_type_name(cfg.loss_type), cfg.beta, cfg.lambda_reg, n_trainable,
                        policy.net->num_parameters(), cfg.lora.rank > 0 ? " (LoRA)" : "",
                        task.ref_table ? "precomputed" : task.ref_net ? "frozen copy" : "adapters off"));
-  (void)ctx;
   return run_training(cfg.common, task, config, report);
 }
 

@@ -120,6 +120,9 @@ PairLogprobs table_rows(const PairTable& table, const std::vector<int64_t>& idx,
 std::pair<double, double> nll_sums(CausalLm& net, const std::vector<TokenSequence>& seqs, int64_t begin, int64_t end,
                                    int64_t pad_id, int64_t batch_size);
 
+// The output projection (lm_head.weight, or the embeddings when tied), shared storage.
+torch::Tensor head_of(CausalLm& net);
+
 // The device of a network's parameters.
 torch::Device net_device(CausalLm& net);
 

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "train/train.h"
+#include "train/loop.h"
 
 namespace atax {
 
@@ -145,21 +145,6 @@ torch::Tensor fast_linear(const torch::Tensor& x, const torch::Tensor& w) {
   return torch::nn::functional::linear(x, w);
 }
 
-namespace {
-torch::Tensor head_weight(CausalLm& net) {
-  auto params = net->named_hf_parameters();
-  for (const char* name : {"lm_head.weight", "model.embed_tokens.weight", "transformer.wte.weight"}) {
-    auto it = params.find(name);
-    if (it != params.end()) {
-      if (std::string(name) != "lm_head.weight" && !net->config().tie_word_embeddings) continue;
-      return it->second;
-    }
-  }
-  TORCH_CHECK(false, "sequence_logprobs: the model has no lm_head weight");
-  return {};
-}
-}  // namespace
-
 SequenceLogprobs sequence_logprobs(CausalLm& net, const TokenBatch& batch) {
   const auto& ids = batch.input_ids;  // (N,T)
   const int64_t N = ids.size(0), T = ids.size(1);
@@ -171,7 +156,7 @@ SequenceLogprobs sequence_logprobs(CausalLm& net, const TokenBatch& batch) {
   auto flat_t = rows * T + pos.select(1, 1) + 1;      // the predicted token
   auto hs = h.reshape({N * T, C}).index_select(0, flat_h);          // (M,C)
   auto targets = ids.reshape({N * T}).index_select(0, flat_t);      // (M,)
-  auto w = head_weight(net);                                        // (V,C)
+  auto w = train_detail::head_of(net);                              // (V,C)
   torch::Tensor logits = hs.scalar_type() == w.scalar_type() ? fast_linear(hs, w) : fast_linear(hs, w.to(hs.scalar_type()));
   logits = logits.to(torch::kFloat32);                              // (M,V)
   auto lp = torch::log_softmax(logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1);  // (M,)

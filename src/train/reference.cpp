@@ -35,17 +35,17 @@ struct LoraOff {
 };
 }  // namespace
 
-namespace {
 torch::Tensor head_of(CausalLm& net) {
   auto params = net->named_hf_parameters();
   auto it = params.find("lm_head.weight");
   if (it != params.end()) return it->second;
-  for (const char* name : {"model.embed_tokens.weight", "transformer.wte.weight"})
+  for (const char* name : {"model.embed_tokens.weight", "transformer.wte.weight"})  // tied embeddings
     if ((it = params.find(name)) != params.end()) return it->second;
   TORCH_CHECK(false, "the model has no lm_head weight");
   return {};
 }
 
+namespace {
 bool prompt_sharing_enabled() {
   static const bool on = [] {
     const char* env = std::getenv("ATAX_DPO_SHARE_PROMPT");
