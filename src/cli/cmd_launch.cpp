@@ -38,10 +38,20 @@ void add_launch(CLI::App& app) {
     if (!lo.args.empty() && lo.args.front() == "launch")
       throw Error("launch: the ranks' command is itself `launch`", "", "give the command to run, e.g. `-- train dpo ...`");
     dist::LaunchResult r = dist::launch_local(lo);
-    if (r.failed_rank >= 0)
+    if (r.failed_rank >= 0) {
+      const bool killed = r.message.find("killed by signal") != std::string::npos;
+      if (r.forwarded_signal)
+        throw Error(fmt::format("launch: interrupted (signal {} passed on to the ranks); {}", r.forwarded_signal,
+                                r.message),
+                    "", "outputs are written atomically, so only completed checkpoints and results remain; rerun "
+                    "(training: with --resume)");
       throw Error("launch: " + r.message, "",
-                  fmt::format("the first error of rank {} is in the lines prefixed [rank {}] above", r.failed_rank,
-                              r.failed_rank));
+                  killed ? fmt::format("rank {} was killed from outside (out of memory? `dmesg` tells); what it "
+                                       "printed last is in the lines prefixed [rank {}] above",
+                                       r.failed_rank, r.failed_rank)
+                         : fmt::format("the first error of rank {} is in the lines prefixed [rank {}] above",
+                                       r.failed_rank, r.failed_rank));
+    }
   });
 }
 

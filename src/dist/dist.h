@@ -266,6 +266,7 @@ struct LaunchResult {
   int exit_code = 0;     // 0 when every rank exited 0; else the first failed rank's code (128+signal if killed)
   int failed_rank = -1;  // the first rank that exited non-zero or died, -1 if none
   std::string message;   // "rank 1 was killed by signal 9 (Killed); stopped ranks 0" / ""
+  int forwarded_signal = 0;  // SIGINT / SIGTERM the launcher received and passed on, 0 if none
 };
 
 // Starts `nproc` copies of `program` with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,

@@ -224,6 +224,7 @@ LaunchResult launch_local(const LaunchOptions& opts) {
 
     if (int sig = g_forward_signal) {
       g_forward_signal = 0;
+      result.forwarded_signal = sig;
       kill_all(sig);
       if (term_at < 0) {
         term_at = now_seconds();  // the ranks were asked to stop; escalate if they don't
