@@ -763,6 +763,7 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
           values[mi][di] = item_value(t, t.metrics[mi], run.plans[di], outcomes[di]);
 
     json config = t.raw;
+    config["group"] = t.group;  // also when the file left it to its folder
     config["resolved"] = run.resolved;
     json files = json::array();
     for (const auto& f : run.data.files) files.push_back({{"path", f.path}, {"sha256", f.sha256}, {"records", f.records}});
@@ -848,7 +849,7 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
           if (field_string(d.fields, t.breakdown_by) == g) ++sub.n_original;
         json notes = json::array();
         sub.metrics = aggregate(run, groups[g], values, sub.task, opt, notes);
-        sub.config = {{"parent", t.name}, {t.breakdown_by, g}, {"notes", notes}};
+        sub.config = {{"parent", t.name}, {"group", t.group}, {t.breakdown_by, g}, {"notes", notes}};
         results.tasks.push_back(std::move(sub));
       }
     }

@@ -431,6 +431,7 @@ TEST(EvaluateTest, ResultsFileRoundTrip) {
     const TaskResult* b = back.find(a.task);
     ASSERT_NE(b, nullptr) << a.task;
     EXPECT_EQ(b->parent, a.parent);
+    EXPECT_EQ(b->group, "capability");
     EXPECT_EQ(b->n_effective, a.n_effective);
     ASSERT_EQ(b->metrics.size(), a.metrics.size()) << a.task;
     for (const auto& ma : a.metrics) {

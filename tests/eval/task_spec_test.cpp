@@ -111,7 +111,7 @@ TEST(TaskSpecTest, DataPathsAndSelection) {
   for (const auto& t : safety) EXPECT_EQ(t.group, "safety");
   EXPECT_GE(safety.size(), 7u);
   auto toy = select_tasks({"toy"}, kTasks);
-  EXPECT_EQ(toy.size(), 9u);
+  EXPECT_EQ(toy.size(), 10u);  // the nine toy suites and toy_code_greedy
   auto two = select_tasks({"mmlu", "gsm8k", "mmlu"}, kTasks);
   ASSERT_EQ(two.size(), 2u);
   EXPECT_EQ(two[0].name, "mmlu");
