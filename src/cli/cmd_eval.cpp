@@ -1,16 +1,49 @@
 // atax eval: runs evaluation tasks (tasks/**/*.json) on a model and writes lm-evaluation-harness-
 // like results JSON (and per-item samples with --log-samples). The only eval file that includes
 // the model module: the engine itself talks to models through atax::LanguageModel.
+// Under `atax launch --nproc N` (or any RANK/WORLD_SIZE launcher) each rank evaluates its shard of
+// every task's documents; rank 0 gathers the shards, merges them and writes the one results file.
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "eval/eval.h"
 #include "model/model.h"
 
 namespace atax::cli {
 namespace {
+
+// A shard's results for the gather: the results document (item scores included), the order of its
+// tasks and metrics (JSON objects are sorted by key; the printed table keeps evaluation order).
+json shard_message(const EvalResults& part) {
+  json order = json::array();
+  for (const auto& t : part.tasks) {
+    json keys = json::array();
+    for (const auto& m : t.metrics) keys.push_back(m.key());
+    order.push_back({{"task", t.task}, {"metrics", keys}});
+  }
+  return {{"results", results_to_json(part)}, {"order", order}};
+}
+
+EvalResults shard_from_message(const json& msg, int rank) {
+  EvalResults r = results_from_json(msg.at("results"), "results of rank " + std::to_string(rank));
+  std::vector<TaskResult> tasks;
+  for (const json& o : msg.at("order")) {
+    auto it = std::find_if(r.tasks.begin(), r.tasks.end(), [&](const TaskResult& t) { return t.task == o.at("task"); });
+    if (it == r.tasks.end()) continue;
+    std::vector<MetricResult> metrics;
+    for (const json& k : o.at("metrics"))
+      for (auto& m : it->metrics)
+        if (m.key() == k.get<std::string>()) metrics.push_back(std::move(m));
+    it->metrics = std::move(metrics);
+    tasks.push_back(std::move(*it));
+  }
+  r.tasks = std::move(tasks);
+  return r;
+}
 
 struct EvalCmdOptions {
   std::string model, tasks, out, data_dir, tasks_dir, cache, chat_template;
@@ -65,6 +98,10 @@ void add_eval(CLI::App& app) {
     if (out.has_parent_path()) fs::create_directories(out.parent_path());
 
     configure_threads(o->rt.threads);
+    dist::InitOptions di;
+    di.threads = o->rt.threads;
+    di.device = o->rt.device;
+    auto& ctx = dist::init(di);
     LoadOptions lo;
     lo.device = o->rt.device;
     lo.dtype = o->rt.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
@@ -86,17 +123,40 @@ void add_eval(CLI::App& app) {
     eo.bootstrap_iters = o->bootstrap_iters;
     eo.code_workers = o->code_workers;
     if (!o->no_cache) eo.cache_path = o->cache.empty() ? default_cache_path() : fs::path(o->cache);
-    auto results = evaluate(model, specs, eo);
-    results.settings["model_path"] = o->model;
-    results.settings["device"] = o->rt.device;
-    results.settings["dtype"] = o->rt.dtype;
-    results.settings["max_length"] = o->max_length;
-    results.settings["tasks"] = o->tasks;
-    write_results(results, out);
-    std::cout << results_markdown(results);
-    std::cout << fmt::format("\nwrote {} ({} requests computed, {} answered from the cache, {:.1f} s){}\n", out.string(),
-                             results.requests_sent, results.requests_cached, results.wall_s,
-                             o->log_samples ? "; samples beside it" : "");
+    // One SQLite file per rank: ranks never write the same database.
+    if (!eo.cache_path.empty()) eo.cache_path = dist::per_rank_path(eo.cache_path);
+    eo.shard_index = ctx.rank();
+    eo.shard_count = ctx.world_size();
+    if (ctx.distributed()) log_info("evaluating shard " + std::to_string(ctx.rank()) + " of " + std::to_string(ctx.world_size()));
+    EvalResults part = evaluate(model, specs, eo);
+
+    // Every rank takes part in the gathers, in the same order: results, then each task's samples.
+    json gathered = dist::gather_to_main(shard_message(part));
+    std::vector<std::vector<json>> samples(part.tasks.size());
+    if (o->log_samples)
+      for (size_t i = 0; i < part.tasks.size(); ++i)
+        if (part.tasks[i].parent.empty()) samples[i] = dist::gather_lists_to_main(part.tasks[i].samples);
+    ctx.on_main("write results", [&] {
+      std::vector<EvalResults> parts;
+      for (size_t r = 0; r < gathered.size(); ++r) parts.push_back(shard_from_message(gathered[r], static_cast<int>(r)));
+      EvalResults results = merge_shards(parts);
+      for (size_t i = 0; i < part.tasks.size(); ++i)
+        if (!samples[i].empty())
+          for (auto& t : results.tasks)
+            if (t.task == part.tasks[i].task) t.samples = std::move(samples[i]);
+      results.settings["model_path"] = o->model;
+      results.settings["device"] = o->rt.device;
+      results.settings["dtype"] = o->rt.dtype;
+      results.settings["max_length"] = o->max_length;
+      results.settings["tasks"] = o->tasks;
+      write_results(results, out);
+      std::cout << results_markdown(results);
+      std::cout << fmt::format("\nwrote {} ({} requests computed, {} answered from the cache, {:.1f} s{}){}\n",
+                               out.string(), results.requests_sent, results.requests_cached, results.wall_s,
+                               parts.size() > 1 ? fmt::format(", {} ranks", parts.size()) : std::string(),
+                               o->log_samples ? "; samples beside it" : "");
+    });
+    ctx.shutdown();
   });
 }
 

@@ -327,6 +327,12 @@ struct EvalOptions {
   int code_workers = 0;        // parallel sandboxes; 0 = hardware threads
   SandboxLimits sandbox;       // timeout_s is taken from the task
   bool progress = true;
+  // Sharded evaluation (one shard per rank): of each task's documents, after `limit`, keep the
+  // contiguous share [begin, end) that dist::shard_range(n, shard_index, shard_count) gives.
+  // Few-shot exemplars and generation seeds depend on the document, never on its place in the
+  // shard, so merge_shards() of every shard's results is the single-process result.
+  int shard_index = 0;
+  int shard_count = 1;
   // Test seams: default to run_python_sandboxed and classify_refusal.
   std::function<SandboxResult(const std::string&, const SandboxLimits&)> code_runner;
   std::function<RefusalVerdict(std::string_view)> refusal_classifier;
@@ -341,6 +347,10 @@ struct MetricResult {
   bool higher_is_better = true;
   std::vector<std::string> doc_ids;  // the items it applies to, in evaluation order
   std::vector<double> scores;        // value = mean(scores)
+  // Items of the metric's subset that have no value (BBQ's "unknown" answers in disambiguated
+  // contexts): their positions in the bootstrap's draw list, which is `scores` with NaN inserted
+  // at these positions. Kept so that shards can be merged into the same bootstrap.
+  std::vector<int64_t> undefined_at;
   std::string key() const { return name + "," + filter; }              // "acc,none"
   std::string stderr_key() const { return name + "_stderr," + filter; }  // "acc_stderr,none"
 };
@@ -373,6 +383,14 @@ struct EvalResults {
 // returns the wrong number of results.
 EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, const EvalOptions& options);
 
+// Merges the results of the shards 0..k-1 of one evaluation (EvalOptions::shard_index, in shard
+// order) into the single-process result: per task and metric the item lists are concatenated,
+// value and stderr recomputed from them (bootstrap with the seed and iterations in
+// settings), n_effective, request counts and samples summed or concatenated, configs and
+// n_original taken from part 0, wall_s the maximum. Tasks and metrics keep the single-process
+// order. Fails with Error if the parts come from different models or settings.
+EvalResults merge_shards(const std::vector<EvalResults>& parts);
+
 // ---------------------------------------------------------------------------------------------
 // Results files
 // ---------------------------------------------------------------------------------------------
@@ -380,8 +398,8 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
 // lm-evaluation-harness-like document: results {task: {"acc,none": v, "acc_stderr,none": e, "alias",
 // "n"}}, versions, configs, n-samples {task: {original, effective}}, higher_is_better {task:
 // {metric: bool}}, model {name, content_hash}, model_content_hash, atax_version, atax_git_hash,
-// date, settings, item_scores {task: {"acc,none": {doc_ids: [...], scores: [...]}}}, samples
-// {task: file name} (when samples were written).
+// date, settings, item_scores {task: {"acc,none": {doc_ids: [...], scores: [...], undefined_at: [...]
+// (only when not empty)}}}, samples {task: file name} (when samples were written).
 json results_to_json(const EvalResults& results);
 // Inverse of results_to_json (per-item scores included, samples not). Error naming `file`.
 EvalResults results_from_json(const json& doc, const std::string& file = {});

@@ -10,9 +10,38 @@
 #include <unordered_map>
 
 #include "eval/eval.h"
+#include "eval/internal.h"
 
 namespace atax {
+
+namespace eval_detail {
+
+double nanmean(const std::vector<double>& x) {
+  double s = 0;
+  int64_t n = 0;
+  for (double v : x)
+    if (!std::isnan(v)) {
+      s += v;
+      ++n;
+    }
+  return n ? s / static_cast<double>(n) : std::nan("");
+}
+
+uint64_t seed_for(uint64_t seed, const std::string& salt) { return Rng(seed).fork(salt).next_u64(); }
+
+std::pair<size_t, size_t> shard_bounds(size_t n, int index, int count) {
+  const size_t k = static_cast<size_t>(count), i = static_cast<size_t>(index);
+  const size_t base = n / k, extra = n % k;
+  const size_t begin = i * base + std::min(i, extra);
+  return {begin, begin + base + (i < extra ? 1 : 0)};
+}
+
+}  // namespace eval_detail
+
 namespace {
+
+using eval_detail::nanmean;
+using eval_detail::seed_for;
 
 constexpr size_t kNone = static_cast<size_t>(-1);
 
@@ -497,22 +526,8 @@ struct Collected {
   std::vector<std::string> ids;
   std::vector<double> scores;
   std::vector<double> with_undefined;
+  std::vector<int64_t> undefined_at;  // positions of the NaNs in with_undefined
 };
-
-double nanmean(const std::vector<double>& x) {
-  double s = 0;
-  int64_t n = 0;
-  for (double v : x)
-    if (!std::isnan(v)) {
-      s += v;
-      ++n;
-    }
-  return n ? s / static_cast<double>(n) : std::nan("");
-}
-
-uint64_t seed_for(uint64_t seed, const std::string& salt) {
-  return Rng(seed).fork(salt).next_u64();
-}
 
 std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t>& doc_idx,
                                     const std::vector<std::vector<std::optional<double>>>& values,  // [metric][doc]
@@ -538,6 +553,7 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
                                    field_string(plan.doc->fields, "context_condition") == "disambig" &&
                                    plan.doc->fields.value("biased_index", -1) >= 0);
       if (!in_subset) continue;
+      if (!applies) c.undefined_at.push_back(static_cast<int64_t>(c.with_undefined.size()));
       c.with_undefined.push_back(applies ? *v : std::nan(""));
       if (applies) {
         c.ids.push_back(plan.doc->id);
@@ -553,6 +569,13 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
       r.stderr_method = m.stderr_method;
       if (c.scores.empty()) {
         notes.push_back(r.key() + ": no items, not reported");
+        // A shard still hands on the items without a value: merge_shards needs them in the
+        // bootstrap's draw list (it drops the metric again if no shard has an item).
+        if (opt.shard_count > 1 && !c.undefined_at.empty()) {
+          r.value = r.stderr_ = std::nan("");
+          r.undefined_at = std::move(c.undefined_at);
+          out.push_back(std::move(r));
+        }
         continue;
       }
       MeanStderr ms = mean_stderr(c.scores);
@@ -565,6 +588,7 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
       }
       r.doc_ids = std::move(c.ids);
       r.scores = std::move(c.scores);
+      r.undefined_at = std::move(c.undefined_at);
       out.push_back(std::move(r));
     }
   }
@@ -587,6 +611,10 @@ const TaskResult* EvalResults::find(const std::string& task) const {
 
 EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, const EvalOptions& opt) {
   double t0 = now_seconds();
+  if (opt.shard_count < 1 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count)
+    throw Error("evaluation shard " + std::to_string(opt.shard_index) + " of " + std::to_string(opt.shard_count) +
+                    " does not exist",
+                {}, "shard_index must be in [0, shard_count)");
   std::unique_ptr<RequestCache> cache;
   if (!opt.cache_path.empty()) cache = std::make_unique<RequestCache>(opt.cache_path);
   LlPool ll;
@@ -612,6 +640,12 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
       if (opt.limit > 0 && taken[g] >= opt.limit) continue;
       ++taken[g];
       run.docs.push_back(&d);
+    }
+    // This shard's share of the documents (the few-shot pool below stays the full one).
+    if (opt.shard_count > 1) {
+      auto [begin, end] = eval_detail::shard_bounds(run.docs.size(), opt.shard_index, opt.shard_count);
+      run.docs = std::vector<const Doc*>(run.docs.begin() + static_cast<std::ptrdiff_t>(begin),
+                                         run.docs.begin() + static_cast<std::ptrdiff_t>(end));
     }
     // Few-shot pool.
     run.num_fewshot = t.num_fewshot;
@@ -729,6 +763,7 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
                       {"bootstrap_iters", opt.bootstrap_iters},
                       {"sandbox", {{"memory_mb", opt.sandbox.memory_mb}, {"cpu_s", opt.sandbox.cpu_s},
                                    {"file_mb", opt.sandbox.file_mb}, {"nproc", opt.sandbox.nproc}}}};
+  if (opt.shard_count > 1) results.settings["shard"] = {{"index", opt.shard_index}, {"count", opt.shard_count}};
   for (auto& run : runs) {
     const TaskSpec& t = *run.spec;
     std::vector<DocOutcome> outcomes(run.plans.size());

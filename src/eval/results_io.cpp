@@ -36,6 +36,7 @@ json results_to_json(const EvalResults& r) {
       json scores = json::array();
       for (double v : m.scores) scores.push_back(finite_or_null(v));
       it[m.key()] = {{"doc_ids", m.doc_ids}, {"scores", scores}};
+      if (!m.undefined_at.empty()) it[m.key()]["undefined_at"] = m.undefined_at;
     }
     results[t.task] = res;
     versions[t.task] = t.version;
@@ -124,6 +125,17 @@ EvalResults results_from_json(const json& doc, const std::string& file) {
           throw Error("item_scores." + task + "." + mr.key() + " needs doc_ids and scores of equal length", file, hint);
         for (const auto& d : is["doc_ids"]) mr.doc_ids.push_back(d.get<std::string>());
         for (const auto& s : is["scores"]) mr.scores.push_back(number_or_nan(s));
+        if (is.contains("undefined_at")) {
+          const json& u = is["undefined_at"];
+          const auto draws = static_cast<int64_t>(mr.scores.size() + (u.is_array() ? u.size() : 0));
+          for (const auto& p : u) {
+            if (!p.is_number_integer() || p.get<int64_t>() < 0 || p.get<int64_t>() >= draws)
+              throw Error("item_scores." + task + "." + mr.key() + ".undefined_at holds " + p.dump() +
+                              ", not a position in [0, " + std::to_string(draws) + ")",
+                          file, hint);
+            mr.undefined_at.push_back(p.get<int64_t>());
+          }
+        }
       }
       t.metrics.push_back(std::move(mr));
     }
