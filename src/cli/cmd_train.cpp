@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "train/train.h"
 
 namespace atax::cli {
@@ -129,6 +130,14 @@ void print_result(const TrainResult& r) {
   std::cout << "model: " << r.out.string() << "\n";
 }
 
+// The end of a training command: the summary on rank 0 only (every rank holds the same result),
+// then the final barrier, so rank 0 (which serves the rendezvous store) exits last.
+void finish_training(const TrainResult& r) {
+  dist::Context& ctx = dist::context();
+  if (ctx.is_main()) print_result(r);
+  ctx.shutdown();
+}
+
 // "0,1,4-6" -> {0,1,4,5,6}.
 std::vector<int64_t> parse_layers(const std::vector<std::string>& items) {
   std::vector<int64_t> out;
@@ -185,7 +194,7 @@ void add_pretrain(CLI::App* train) {
     cfg.init_model = o->init_model;
     cfg.data = o->data;
     cfg.eval_data = o->eval_data;
-    print_result(pretrain(cfg));
+    finish_training(pretrain(cfg));
   });
 }
 
@@ -210,7 +219,7 @@ void add_sft(CLI::App* train) {
     cfg.model = o->model;
     cfg.data = o->data;
     cfg.eval_data = o->eval_data;
-    print_result(sft(cfg));
+    finish_training(sft(cfg));
   });
 }
 
@@ -291,7 +300,7 @@ void add_dpo(CLI::App* train) {
     cfg.nll_data = o->nll_data;
     cfg.ref_cache = o->ref_cache;
     cfg.train_layers = parse_layers(o->layers);
-    print_result(train_dpo(cfg));
+    finish_training(train_dpo(cfg));
   });
 }
 

@@ -370,8 +370,8 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
   DpoConfig cfg = cfg_in;
   check_dpo_config(cfg);
   const json config = cfg.to_json();
+  setup_runtime(cfg.common);
   if (auto done = finished_run(cfg.common, config)) return *done;
-  setup_threads(cfg.common.threads);
   LoadOptions lo;
   lo.device = cfg.common.device;
   LoadedModel policy = load_model(cfg.model, lo);

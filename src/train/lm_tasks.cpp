@@ -143,8 +143,8 @@ json SftConfig::to_json() const {
 
 TrainResult pretrain(const PretrainConfig& cfg) {
   const json config = cfg.to_json();
+  setup_runtime(cfg.common);
   if (auto done = finished_run(cfg.common, config)) return *done;
-  setup_threads(cfg.common.threads);
   if (cfg.data.empty()) throw Error("no corpus given", "", "pass --data CORPUS.jsonl");
   if (cfg.seq_len < 2) throw Error("--seq-len must be at least 2", "", "e.g. --seq-len 256");
   LoadOptions lo;
@@ -222,8 +222,8 @@ TrainResult pretrain(const PretrainConfig& cfg) {
 
 TrainResult sft(const SftConfig& cfg) {
   const json config = cfg.to_json();
+  setup_runtime(cfg.common);
   if (auto done = finished_run(cfg.common, config)) return *done;
-  setup_threads(cfg.common.threads);
   LoadOptions lo;
   lo.device = cfg.common.device;
   LoadedModel model = load_model(cfg.model, lo);

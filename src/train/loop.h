@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/dist.h"
 #include "train/train.h"
 
 namespace atax::train_detail {
@@ -57,6 +58,11 @@ TrainResult run_training(const TrainCommon& common, TrainTask& task, const json&
 
 // Sets intra-op threads: the user's choice, else the measured default.
 void setup_threads(int threads);
+
+// setup_threads(common.threads), then joins the job's ranks (dist::init with --threads and the
+// device, so a multi-rank job without --threads runs one thread per rank). Every trainer calls it
+// first, on every rank.
+dist::Context& setup_runtime(const TrainCommon& common);
 
 // JSON of the fields every config shares.
 json common_to_json(const TrainCommon& c);

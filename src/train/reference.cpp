@@ -286,28 +286,30 @@ PairTable cached_pair_logprobs(CausalLm& net, const std::string& model_hash, con
   const std::string key = h.hex_digest();
   const int64_t P = static_cast<int64_t>(pairs.size());
   fs::path file = cache_dir / ("ref_logps-" + key.substr(0, 32) + ".bin");
-  if (fs::exists(file)) {
+  // Only rank 0 reads and writes the cache; it hands a hit to the other ranks, so they all take
+  // the same branch (the miss branch is a collective) even without a shared file system.
+  auto& ctx = dist::context();
+  std::string cached;  // the table's bytes on a hit, "" on a miss
+  if (ctx.is_main() && fs::exists(file)) {
     try {
       std::string s = read_file(file);
       const std::string head = "atax-ref-logps-v1\n" + key + "\n";
-      if (starts_with(s, head) && s.size() == head.size() + 4 * P * sizeof(float)) {
-        if (hit) *hit = true;
-        return table_from_bytes(s.substr(head.size()), P);
-      }
+      if (starts_with(s, head) && s.size() == head.size() + 4 * P * sizeof(float)) cached = s.substr(head.size());
     } catch (const Error&) {
       // Unreadable cache entries are recomputed.
     }
   }
-  if (hit) *hit = false;
+  if (ctx.distributed()) cached = ctx.broadcast_bytes(cached, 0);
+  if (hit) *hit = !cached.empty();
+  if (!cached.empty()) return table_from_bytes(cached, P);
   PairTable t = gathered_pair_logprobs(net, pairs, pad_id, batch_size);
-  auto& ctx = dist::context();
-  if (ctx.is_main()) {
+  ctx.on_main("write the reference cache", [&] {
     try {
       write_file_atomic(file, "atax-ref-logps-v1\n" + key + "\n" + table_bytes(t));
     } catch (const std::exception& e) {
       log_info(std::string("could not write the reference cache: ") + e.what());
     }
-  }
+  });
   return t;
 }
 

@@ -123,6 +123,20 @@ void setup_threads(int threads) {
   }
 }
 
+dist::Context& setup_runtime(const TrainCommon& c) {
+  setup_threads(c.threads);
+  dist::InitOptions di;
+  di.threads = c.threads;
+  di.device = c.device;
+  const bool first = !dist::initialized();
+  dist::Context& ctx = dist::init(di);
+  // init() chooses the threads only once per process; a later training in the same process (the
+  // demo, a sweep) keeps one thread per rank too, instead of setup_threads' default.
+  if (!first && ctx.distributed() && c.threads <= 0 && std::getenv("OMP_NUM_THREADS") == nullptr) at::set_num_threads(1);
+  if (ctx.distributed()) log_info(fmt::format("{}, {} intra-op threads", ctx.env().describe(), at::get_num_threads()));
+  return ctx;
+}
+
 json common_to_json(const TrainCommon& c) {
   return {{"out", c.out.string()},
           {"lr", c.lr},
