@@ -1,12 +1,16 @@
 // atax tax: the alignment-tax table of an aligned model against its base — per benchmark and
 // metric: base, aligned, tax% with a paired-bootstrap interval and a paired significance test,
-// the mean capability tax and the change in safety metrics — as Markdown, CSV or JSON.
+// the mean capability tax and the change in safety metrics — as Markdown, CSV or JSON. Compares
+// two results files, or evaluates two model folders first (--base/--aligned) and keeps their
+// results files.
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "analysis/analysis.h"
 #include "cli/cli.h"
+#include "model/model.h"
+#include "pipeline/pipeline.h"
 
 namespace atax::cli {
 namespace {
@@ -17,6 +21,10 @@ struct TaxCmdOptions {
   // From two model folders: evaluates both first (see load_tax_inputs).
   std::string base_dir, aligned_dir;
   std::vector<std::string> tasks;
+  std::string tasks_dir, data_dir, cache;
+  int64_t limit = 0, batch_size = 32;
+  int num_fewshot = -1;
+  bool chat = false, no_cache = false;
   std::string format, out;
   int resamples = 2000;
   uint64_t seed = 1234;
@@ -30,6 +38,66 @@ struct TaxInputs {
   analysis::ResultsFile base, aligned;
 };
 
+// Where the model-folder variant keeps its results: OUT/base.json, OUT/aligned.json (samples
+// beside them) and the table as OUT/tax.<md|csv|json>.
+fs::path results_dir(const TaxCmdOptions& o) { return fs::path(o.out); }
+
+// The model-folder variant: evaluates --base and --aligned on the same tasks and items (one
+// request cache), writes both results files atomically, and reads them back, so the table is
+// exactly the one `--base-results OUT/base.json --aligned-results OUT/aligned.json` gives.
+TaxInputs evaluate_both(const TaxCmdOptions& o) {
+  if (o.base_dir.empty() || o.aligned_dir.empty())
+    throw Error("--base and --aligned go together", "", "pass both model folders");
+  if (o.tasks.empty())
+    throw Error("--base/--aligned need --tasks", "", "e.g. --tasks toy_knowledge,toy_math (see `atax tasks list`)");
+  if (o.out.empty())
+    throw Error("--base/--aligned need --out DIR", "",
+                "the results of both models are saved there as base.json and aligned.json");
+  const fs::path dir = results_dir(o);
+  if (fs::exists(dir) && !fs::is_directory(dir))
+    throw Error("--out must be a folder with --base/--aligned, but it is a file", dir.string(),
+                "pass a folder; base.json, aligned.json and the table are written into it");
+  if (o.limit < 0) throw Error("--limit must be >= 0, got " + std::to_string(o.limit), "", "0 evaluates every item");
+  if (o.batch_size < 1)
+    throw Error("--batch-size must be >= 1, got " + std::to_string(o.batch_size), "", "e.g. --batch-size 32");
+  for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--base", o.base_dir}, {"--aligned", o.aligned_dir}})
+    if (!fs::exists(path))
+      throw Error(flag + ": no such model folder or file", path, "pass an HF model folder or a .gguf file");
+  // Everything a typo can break is checked before the (slow) model loads.
+  const fs::path tasks_dir = find_tasks_dir(o.tasks_dir);
+  for (const auto& t : select_tasks(o.tasks, tasks_dir)) {
+    fs::path p = resolve_data_path(t.path, o.data_dir);
+    if (!fs::exists(p))
+      throw Error("task " + t.name + ": data not found", p.string(),
+                  o.data_dir.empty() ? "pass --data-dir D (the folder holding " + t.path + ")"
+                                     : "is --data-dir the folder holding " + t.path + "?");
+  }
+  configure_threads(o.rt.threads);
+  pipeline::ModelEvalOptions mo;
+  mo.tasks = o.tasks;
+  mo.tasks_dir = tasks_dir;
+  mo.data_dir = o.data_dir;
+  mo.limit = o.limit;
+  mo.batch_size = o.batch_size;
+  mo.num_fewshot = o.num_fewshot;
+  mo.chat = o.chat;
+  mo.device = o.rt.device;
+  if (!o.no_cache) mo.cache_path = o.cache.empty() ? default_cache_path() : fs::path(o.cache);
+  fs::create_directories(dir);
+  for (const auto& [name, model] : {std::pair<std::string, std::string>{"base", o.base_dir}, {"aligned", o.aligned_dir}}) {
+    log_info("evaluating the " + name + " model " + model);
+    EvalResults r = pipeline::evaluate_model(model, mo);
+    r.settings["model_path"] = model;
+    r.settings["device"] = o.rt.device;
+    r.settings["tasks"] = join(o.tasks, ",");
+    write_results(r, dir / (name + ".json"));
+    log_info(fmt::format("{} results written to {} ({} requests computed, {} from the cache)", name,
+                         (dir / (name + ".json")).string(), r.requests_sent, r.requests_cached));
+  }
+  return {analysis::read_results(dir / "base.json", o.include_breakdowns),
+          analysis::read_results(dir / "aligned.json", o.include_breakdowns)};
+}
+
 TaxInputs load_tax_inputs(const TaxCmdOptions& o) {
   const bool from_files = !o.base_results.empty() || !o.aligned_results.empty();
   const bool from_models = !o.base_dir.empty() || !o.aligned_dir.empty();
@@ -42,19 +110,15 @@ TaxInputs load_tax_inputs(const TaxCmdOptions& o) {
     return {analysis::read_results(o.base_results, o.include_breakdowns),
             analysis::read_results(o.aligned_results, o.include_breakdowns)};
   }
-  if (from_models) {
-    // The model-folder variant: load both models, run atax::evaluate(model, select_tasks(o.tasks,
-    // find_tasks_dir()), options) on each, and pass the EvalResults through
-    // analysis::results_from_eval(). It is wired in with the evaluation commands.
-    throw Error("evaluating --base/--aligned model folders here is not available yet", "",
-                "evaluate each model with `atax eval ... --out FILE.json`, then run `atax tax --base-results "
-                "BASE.json --aligned-results ALIGNED.json`");
-  }
+  if (from_models) return evaluate_both(o);
   throw Error("nothing to compare", "", "pass --base-results BASE.json --aligned-results ALIGNED.json");
 }
 
+bool evaluates_models(const TaxCmdOptions& o) { return !o.base_dir.empty() || !o.aligned_dir.empty(); }
+
 std::string output_format(const TaxCmdOptions& o) {
   if (!o.format.empty()) return o.format;
+  if (evaluates_models(o)) return "md";  // --out is the results folder
   if (ends_with(o.out, ".csv")) return "csv";
   if (ends_with(o.out, ".json")) return "json";
   return "md";
@@ -70,13 +134,24 @@ void add_tax(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--aligned-results", o->aligned_results, "results JSON of the aligned model")
       ->check(CLI::ExistingFile);
-  sub->add_option("--base", o->base_dir, "base model folder (evaluated first; see --tasks)");
+  sub->add_option("--base", o->base_dir, "base model folder (evaluated first, with --tasks and --out DIR)");
   sub->add_option("--aligned", o->aligned_dir, "aligned model folder (evaluated first)");
   sub->add_option("--tasks", o->tasks, "tasks to evaluate with --base/--aligned (names, groups or all)")
       ->delimiter(',');
+  sub->add_option("--tasks-dir", o->tasks_dir, "tasks folder (default: $ATAX_TASKS_DIR or the tasks/ of this build)");
+  sub->add_option("--data-dir", o->data_dir, "where datasets live (${ATAX_DATA}; relative dataset paths)")
+      ->envname("ATAX_DATA");
+  sub->add_option("--limit", o->limit, "with --base/--aligned: the first N items of each task (0 = all)");
+  sub->add_option("--batch-size", o->batch_size, "with --base/--aligned: requests per model call")
+      ->capture_default_str();
+  sub->add_option("--num-fewshot", o->num_fewshot, "with --base/--aligned: few-shot examples (default: each task's)");
+  sub->add_flag("--chat", o->chat, "with --base/--aligned: prompts through the models' chat templates");
+  sub->add_option("--cache", o->cache, "request cache file (default: $ATAX_CACHE_DIR or ~/.cache/atax/eval_cache.sqlite)");
+  sub->add_flag("--no-cache", o->no_cache, "do not read or write the request cache");
   sub->add_option("--format", o->format, "md | csv | json (default: from --out's extension, else md)")
       ->check(CLI::IsMember({"md", "csv", "json"}));
-  sub->add_option("--out", o->out, "write here (atomically) instead of standard output");
+  sub->add_option("--out", o->out, "write the table here (atomically) instead of standard output; with "
+                                   "--base/--aligned a folder for base.json, aligned.json and tax.<format>");
   sub->add_option("--resamples", o->resamples, "paired-bootstrap resamples")->check(CLI::Range(1, 10000000))
       ->capture_default_str();
   sub->add_option("--seed", o->seed, "bootstrap and permutation seed")->capture_default_str();
@@ -101,7 +176,12 @@ void add_tax(CLI::App& app) {
     std::string text = fmt_name == "csv"    ? analysis::tax_csv(table)
                        : fmt_name == "json" ? analysis::tax_json(table).dump(2) + "\n"
                                             : analysis::tax_markdown(table);
-    if (o->out.empty()) {
+    if (evaluates_models(*o)) {
+      std::cout << text;
+      const fs::path table_file = results_dir(*o) / ("tax." + fmt_name);
+      write_file_atomic(table_file, text);
+      log_info(fmt::format("tax table ({} rows) written to {}", table.rows.size(), table_file.string()));
+    } else if (o->out.empty()) {
       std::cout << text;
     } else {
       write_file_atomic(o->out, text);
