@@ -118,10 +118,13 @@ DemoResult run_demo(const DemoOptions& opts);
 // ---------------------------------------------------------------------------------------------
 
 // sweep.json: {"base": DIR, "data": prefs.jsonl, "world": DIR (data dir for tasks), "tasks": [...],
-// "out": DIR, "store": runs.sqlite, "defaults": {DpoConfig fields}, "grid": {"beta": [...],
+// "out": DIR, "store": runs.sqlite, "tasks_dir": DIR, "defaults": {grid keys and max_steps, epochs,
+// batch_size, grad_accum, max_length, weight_decay, warmup_ratio, schedule}, "grid": {"beta": [...],
 // "lambda_reg": [...], "selective": [false, true], "nll_weight": [...], "curriculum": [...],
-// "interp_t": [...]}, "eval_limit": N}. Each grid point is trained (or merged) and evaluated once
-// (cached by content), and recorded in the run store; a killed sweep resumes.
+// "interp_t": [...], "lr", "loss_type", "seed", "label_smoothing", "lora_rank"}, "eval_limit": N}
+// (examples/sweep.json). Relative paths are relative to the current folder. Each grid point is
+// trained (or merged) and evaluated once (cached by content), and recorded in the run store; a
+// killed sweep resumes. Error naming the file for a missing field or an unknown key.
 struct SweepSummary {
   int64_t runs = 0, reused = 0, trained = 0, failed = 0;
   fs::path store;

@@ -33,6 +33,9 @@ std::vector<json> expand_grid(const json& grid, const std::string& file) {
 
 const std::set<std::string> kGridKeys = {"beta", "lambda_reg", "selective", "nll_weight", "curriculum", "interp_t",
                                          "lr", "loss_type", "seed", "label_smoothing", "lora_rank"};
+// Keys "defaults" may set besides the grid keys: how long and how each point trains.
+const std::set<std::string> kTrainingKeys = {"max_steps", "epochs",       "batch_size",   "grad_accum",
+                                             "max_length", "weight_decay", "warmup_ratio", "schedule"};
 
 void apply_setting(DpoConfig& c, const std::string& key, const json& v, const json& cfg) {
   if (key == "beta") c.beta = v.get<double>();
@@ -46,6 +49,14 @@ void apply_setting(DpoConfig& c, const std::string& key, const json& v, const js
   else if (key == "seed") c.common.seed = v.get<uint64_t>();
   else if (key == "label_smoothing") c.label_smoothing = v.get<double>();
   else if (key == "lora_rank") c.lora.rank = v.get<int64_t>();
+  else if (key == "max_steps") c.common.max_steps = v.get<int64_t>();
+  else if (key == "epochs") c.common.epochs = v.get<int64_t>();
+  else if (key == "batch_size") c.common.batch_size = v.get<int64_t>();
+  else if (key == "grad_accum") c.common.grad_accum = v.get<int64_t>();
+  else if (key == "max_length") c.common.max_length = v.get<int64_t>();
+  else if (key == "weight_decay") c.common.weight_decay = v.get<double>();
+  else if (key == "warmup_ratio") c.common.warmup_ratio = v.get<double>();
+  else if (key == "schedule") c.common.schedule = v.get<std::string>();
   else if (key == "selective") {
     if (v.get<bool>()) {
       c.filter.behaviours = cfg.value("behaviours", std::vector<std::string>{});
@@ -53,6 +64,20 @@ void apply_setting(DpoConfig& c, const std::string& key, const json& v, const js
       c.preserve_as = "nll";
     }
   }
+}
+
+// Applies "defaults" then the grid point to `c`. Error naming the file and the key for a value of
+// the wrong type.
+void apply_settings(DpoConfig& c, const json& defaults, const json& point, const json& cfg, const std::string& file) {
+  for (const json* settings : {&defaults, &point})
+    for (auto it = settings->begin(); it != settings->end(); ++it) {
+      try {
+        apply_setting(c, it.key(), it.value(), cfg);
+      } catch (const json::exception&) {
+        throw Error("\"" + it.key() + "\": " + it.value().dump() + " has the wrong type", file,
+                    "numbers for beta, lambda_reg, lr, ...; true/false for selective; a name for loss_type");
+      }
+    }
 }
 
 }  // namespace
@@ -88,6 +113,13 @@ SweepSummary run_sweep(const fs::path& config_file) {
   auto base_results = read_results(base_eval / "results.json");
   auto base_items = item_scores(base_results);
   json defaults = cfg.value("defaults", json::object());
+  if (!defaults.is_object()) throw Error("\"defaults\" must be an object of DPO settings", file);
+  for (auto it = defaults.begin(); it != defaults.end(); ++it)
+    if (!kGridKeys.count(it.key()) && !kTrainingKeys.count(it.key()))
+      throw Error("unknown defaults key \"" + it.key() + "\"", file,
+                  "defaults take the grid keys and max_steps, epochs, batch_size, grad_accum, max_length, "
+                  "weight_decay, warmup_ratio, schedule");
+  if (defaults.contains("interp_t")) throw Error("\"interp_t\" belongs in the grid, not in defaults", file);
   auto points = expand_grid(grid, file);
   Progress progress("sweep", static_cast<int64_t>(points.size()), "runs");
   for (const auto& point : points) {
@@ -118,8 +150,7 @@ SweepSummary run_sweep(const fs::path& config_file) {
           c.data = cfg["data"].get<std::string>();
           c.precompute_ref = true;
           c.ref_cache = out / "ref_cache";
-          for (auto it = defaults.begin(); it != defaults.end(); ++it) apply_setting(c, it.key(), it.value(), cfg);
-          for (auto it = trained_point.begin(); it != trained_point.end(); ++it) apply_setting(c, it.key(), it.value(), cfg);
+          apply_settings(c, defaults, trained_point, cfg, file);
           train_dpo(c);
         }) / "model";
         model_dir = cache.get("merge", {{"a", base_hash}, {"b", aligned.string()}, {"t", point["interp_t"]}},
@@ -141,8 +172,7 @@ SweepSummary run_sweep(const fs::path& config_file) {
           c.data = cfg["data"].get<std::string>();
           c.precompute_ref = true;
           c.ref_cache = out / "ref_cache";
-          for (auto it = defaults.begin(); it != defaults.end(); ++it) apply_setting(c, it.key(), it.value(), cfg);
-          for (auto it = point.begin(); it != point.end(); ++it) apply_setting(c, it.key(), it.value(), cfg);
+          apply_settings(c, defaults, point, cfg, file);
           train_dpo(c);
         }) / "model";
       }

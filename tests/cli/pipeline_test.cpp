@@ -9,9 +9,12 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "cli_run.h"
 #include "eval/eval.h"
+#include "store/store.h"
 
 using namespace atax;
 using namespace atax::cli_test;
@@ -480,6 +483,151 @@ TEST(CliPipelineTest, TaxEvaluatesModelFolders) {
   EXPECT_EQ(e.code, 2) << e;
   EXPECT_TRUE(contains(e.err, "data not found")) << e;
   EXPECT_FALSE(fs::exists(tmp.path() / "x" / "base.json"));
+}
+
+// Starts `atax args...` in its own process group without waiting (output to `log`).
+pid_t spawn_atax(const std::vector<std::string>& args, const fs::path& log, const std::string& cache_dir) {
+  std::vector<std::string> full = {kAtax};
+  full.insert(full.end(), args.begin(), args.end());
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) ::_exit(126);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::setenv("ATAX_PROGRESS", "plain", 1);
+    ::setenv("ATAX_CACHE_DIR", cache_dir.c_str(), 1);
+    std::vector<char*> argv;
+    for (auto& a : full) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::vector<store::Run> runs_in(const fs::path& store_path, std::optional<store::RunStatus> status = std::nullopt) {
+  if (!fs::exists(store_path)) return {};
+  store::RunFilter f;
+  f.status = status;
+  return store::RunStore::open_existing(store_path).list(f);
+}
+
+// `atax sweep` is killed (SIGKILL) as soon as its first grid point is recorded, then run again:
+// the finished points are reused (not retrained), the interrupted one and the rest are trained,
+// and `atax runs` lists every point done.
+TEST(CliPipelineTest, SweepKilledThenResumedReusesFinishedRuns) {
+  Flow flow;
+  const fs::path base = flow.base();
+  ASSERT_FALSE(base.empty());
+  TempDir tmp("sweep");
+  const fs::path out = tmp.path() / "sweep", store_path = out / "runs.sqlite", config = tmp.path() / "sweep.json";
+  const json cfg = {{"base", base.string()},
+                    {"data", (flow.dir() / "world/align/preferences_train.jsonl").string()},
+                    {"world", (flow.dir() / "world").string()},
+                    {"tasks", {"toy_knowledge"}},
+                    {"tasks_dir", kTasksDir},
+                    {"eval_limit", 3},
+                    {"out", out.string()},
+                    {"defaults", {{"max_steps", 2}, {"batch_size", 4}, {"max_length", 128}, {"lr", 1e-3}}},
+                    {"grid", {{"beta", {0.05, 0.1, 0.3}}, {"lambda_reg", {0.5}}}}};
+  write_text(config, cfg.dump(2));
+
+  const pid_t pid = spawn_atax({"sweep", "--config", config.string()}, tmp.path() / "first.log", tmp / "cache");
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  bool exited = false;
+  int status = 0;
+  while (runs_in(store_path, store::RunStatus::kDone).empty() && std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!exited) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ASSERT_FALSE(exited) << "the sweep ended before its first run was recorded:\n" << read_file(tmp.path() / "first.log");
+  const std::vector<store::Run> done_before = runs_in(store_path, store::RunStatus::kDone);
+  ASSERT_GE(done_before.size(), 1u) << read_file(tmp.path() / "first.log");
+  std::map<int64_t, fs::file_time_type> trained_at;  // train_result.json of each finished point
+  for (const auto& r : done_before) {
+    EXPECT_EQ(r.attempts, 1);
+    const fs::path model = r.artifacts["model"].get<std::string>();
+    ASSERT_TRUE(fs::exists(model / "train_result.json")) << model;
+    trained_at[r.id] = fs::last_write_time(model / "train_result.json");
+  }
+  // The point it was in the middle of (if it had begun one) shows as interrupted.
+  std::vector<store::Run> all_before = runs_in(store_path);
+  int64_t interrupted_id = 0;
+  for (const auto& r : all_before)
+    if (r.status == store::RunStatus::kRunning) {
+      EXPECT_TRUE(r.interrupted);
+      interrupted_id = r.id;
+    }
+  RecordProperty("done_at_kill", static_cast<int>(done_before.size()));
+  RecordProperty("interrupted_run", static_cast<int>(interrupted_id));
+  if (interrupted_id) {
+    RunResult listed = run_atax({"runs", "--store", store_path.string()});
+    EXPECT_TRUE(contains(listed.out, "interrupted")) << listed;
+  }
+
+  RunResult again = run_atax({"sweep", "--config", config.string()});
+  ASSERT_EQ(again.code, 0) << again;
+  const json summary = parse_lines(again.out).back();
+  EXPECT_EQ(summary["runs"], 3) << again.out;
+  EXPECT_EQ(summary["failed"], 0) << again.out;
+  EXPECT_EQ(summary["reused"], done_before.size()) << again.out;
+  EXPECT_EQ(summary["trained"], 3 - done_before.size()) << again.out;
+
+  const std::vector<store::Run> after = runs_in(store_path);
+  ASSERT_EQ(after.size(), 3u);
+  std::set<std::string> names;
+  for (const auto& r : after) {
+    EXPECT_EQ(r.status, store::RunStatus::kDone) << r.name;
+    names.insert(r.name);
+    if (trained_at.count(r.id)) {  // finished before the kill: reused, not retrained
+      EXPECT_EQ(r.attempts, 1) << r.name;
+      const auto it = std::find_if(done_before.begin(), done_before.end(), [&](const store::Run& b) { return b.id == r.id; });
+      EXPECT_EQ(r.finished, it->finished) << r.name;
+      EXPECT_EQ(r.metrics, it->metrics) << r.name;
+      EXPECT_EQ(fs::last_write_time(fs::path(r.artifacts["model"].get<std::string>()) / "train_result.json"),
+                trained_at[r.id])
+          << r.name;
+    } else if (r.id == interrupted_id) {
+      EXPECT_EQ(r.attempts, 2) << r.name;  // begun, killed, begun again
+    } else {
+      EXPECT_EQ(r.attempts, 1) << r.name;
+    }
+    EXPECT_TRUE(r.metrics.contains("toy_knowledge/acc,none")) << r.metrics.dump();
+  }
+  EXPECT_EQ(names, (std::set<std::string>{R"({"beta":0.05,"lambda_reg":0.5})", R"({"beta":0.1,"lambda_reg":0.5})",
+                                          R"({"beta":0.3,"lambda_reg":0.5})"}));
+
+  RunResult listed = run_atax({"runs", "--store", store_path.string()});
+  ASSERT_EQ(listed.code, 0) << listed;
+  EXPECT_TRUE(contains(listed.out, "3 run(s), 3 done")) << listed;
+  for (const auto& n : names) EXPECT_TRUE(contains(listed.out, n)) << listed;
+  RunResult listed_json = run_atax({"runs", "--store", store_path.string(), "--json", "--status", "done"});
+  ASSERT_EQ(listed_json.code, 0) << listed_json;
+  EXPECT_EQ(json::parse(listed_json.out).size(), 3u);
+
+  // A third run trains nothing.
+  RunResult third = run_atax({"sweep", "--config", config.string()});
+  ASSERT_EQ(third.code, 0) << third;
+  EXPECT_EQ(parse_lines(third.out).back()["reused"], 3) << third.out;
+
+  // A defaults key the sweep does not know is an error naming the file.
+  json bad = cfg;
+  bad["defaults"]["max_stepz"] = 2;
+  write_text(tmp.path() / "bad.json", bad.dump());
+  RunResult e = run_atax({"sweep", "--config", tmp / "bad.json"});
+  EXPECT_EQ(e.code, 2) << e;
+  EXPECT_TRUE(contains(e.err, "unknown defaults key \"max_stepz\"")) << e;
+  EXPECT_TRUE(contains(e.err, "bad.json")) << e;
 }
 
 // The LM judge on the tiny base model: one verdict per pair with P(refused) in [0, 1].
