@@ -342,10 +342,13 @@ std::vector<std::string> HfModel::generate_until(const std::vector<GenerateReque
 
 KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::string>& texts) {
   torch::NoGradGuard ng;
-  if (base.tokenizer().tokenizer_json() != other.tokenizer().tokenizer_json())
-    throw Error("KL divergence needs both models to share one tokenizer");
+  if (base.tokenizer().tokenizer_json() != other.tokenizer().tokenizer_json() ||
+      base.model().config.vocab_size != other.model().config.vocab_size)
+    throw Error("KL divergence needs both models to share one tokenizer and vocabulary, but " +
+                    base.model().source.string() + " and " + other.model().source.string() + " differ",
+                other.model().source.string(), "compare a model with one aligned or quantised from the same base");
   std::vector<double> kls;
-  int64_t same = 0;
+  int64_t same = 0, n_texts = 0;
   auto& bn = base.model().net;
   auto& on = other.model().net;
   auto prefix = special_prefix(base.tokenizer());
@@ -357,6 +360,7 @@ KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::stri
     ids.insert(ids.end(), body.begin(), body.end());
     if (static_cast<int64_t>(ids.size()) > L) ids.resize(L);
     if (ids.size() < 2) continue;
+    ++n_texts;
     auto t = torch::tensor(ids, torch::kLong).unsqueeze(0);
     auto lb = torch::log_softmax(bn->forward(t.to(model_device(bn))).to(torch::kCPU, torch::kFloat64), -1)[0];
     auto lo = torch::log_softmax(on->forward(t.to(model_device(on))).to(torch::kCPU, torch::kFloat64), -1)[0];
@@ -368,6 +372,7 @@ KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::stri
   }
   KlStats s;
   s.n_positions = static_cast<int64_t>(kls.size());
+  s.n_texts = n_texts;
   if (kls.empty()) return s;
   double sum = 0, sq = 0;
   for (double v : kls) sum += v, sq += v * v;
@@ -376,11 +381,17 @@ KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::stri
   s.stderr_ = kls.size() > 1 ? std::sqrt(std::max(0.0, (sq / n - s.mean * s.mean)) * n / (n - 1) / n) : 0;
   std::sort(kls.begin(), kls.end());
   auto pct = [&](double q) { return kls[static_cast<size_t>(std::min(n - 1, std::floor(q * (n - 1) + 0.5)))]; };
+  s.min = kls.front();
+  s.p1 = pct(0.01);
+  s.p5 = pct(0.05);
+  s.p10 = pct(0.1);
   s.median = pct(0.5);
   s.p90 = pct(0.9);
   s.p99 = pct(0.99);
+  s.p99_9 = pct(0.999);
   s.max = kls.back();
   s.same_top_share = static_cast<double>(same) / n;
+  s.same_top_stderr = n > 1 ? std::sqrt(s.same_top_share * (1 - s.same_top_share) / (n - 1)) : 0;
   return s;
 }
 

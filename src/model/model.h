@@ -214,12 +214,17 @@ class HfModel : public LanguageModel {
 };
 
 // Mean KL(base || other) of next-token distributions over `texts` and the share of positions
-// whose top token agrees (llama.cpp's --kl-divergence statistics).
+// whose top token agrees (llama.cpp's --kl-divergence statistics). Percentiles are of the
+// per-position values (nearest rank); stderrs are of the mean (sample sd / sqrt(n)) and of the
+// share (binomial).
 struct KlStats {
   double mean = 0, stderr_ = 0, median = 0, p90 = 0, p99 = 0, max = 0;
-  double same_top_share = 0;
+  double min = 0, p1 = 0, p5 = 0, p10 = 0, p99_9 = 0;
+  double same_top_share = 0, same_top_stderr = 0;
   int64_t n_positions = 0;
+  int64_t n_texts = 0;  // texts that gave at least one position
 };
+// Fails with Error if the models use different tokenizers or vocabularies.
 KlStats kl_divergence(HfModel& base, HfModel& other, const std::vector<std::string>& texts);
 
 }  // namespace atax
