@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // CLI11 2.1 checks required options and subcommands before unexpected arguments, so a typo
+    // (`atax evl`, `atax info --modle M`) would be reported only as "... is required": name it.
+    const std::vector<std::string> extras = app.remaining(true);
+    if (dynamic_cast<const CLI::RequiredError*>(&e) && !extras.empty()) return app.exit(CLI::ExtrasError(extras));
     return app.exit(e);
   } catch (const atax::Error& e) {
     std::cerr << "atax: error: " << e.what() << "\n";

@@ -81,6 +81,11 @@ void check_common(const TrainCommon& c) {
   if (c.batch_size < 1) bad("--batch-size must be at least 1", "e.g. --batch-size 8");
   if (c.grad_accum < 1) bad("--grad-accum must be at least 1", "e.g. --grad-accum 1");
   if (c.epochs < 1 && c.max_steps <= 0) bad("--epochs must be at least 1 (or set --max-steps)", "");
+  if (c.max_steps < 0)
+    bad(fmt::format("--max-steps must not be negative, got {}", c.max_steps), "0 (the default) trains for --epochs");
+  if (!(c.weight_decay >= 0)) bad(fmt::format("--weight-decay must not be negative, got {}", c.weight_decay), "");
+  if (!(c.max_grad_norm >= 0)) bad(fmt::format("--max-grad-norm must not be negative, got {}", c.max_grad_norm),
+                                   "0 turns clipping off");
   if (c.schedule != "constant" && c.schedule != "linear" && c.schedule != "cosine")
     bad("unknown --schedule \"" + c.schedule + "\"", "use constant, linear or cosine");
   if (c.warmup_ratio < 0 || c.warmup_ratio > 1) bad("--warmup-ratio must be in [0, 1]", "");
