@@ -265,6 +265,8 @@ void add_dpo(CLI::App* train) {
   sub->add_option("--lora-targets", d.lora.target_modules, "LoRA target modules (HF leaf names)")
       ->delimiter(',')->capture_default_str();
   sub->add_option("--nll-data", o->nll_data, "capability data for the multi-task NLL term");
+  sub->add_option("--rpo-alpha", d.rpo_alpha, "α of + α·NLL of the chosen responses (RPO; beside --nll-data)")
+      ->capture_default_str();
   sub->add_option("--nll-weight", d.nll_weight, "weight w of the NLL term (without --nll-data: NLL of chosen)")
       ->capture_default_str();
   sub->add_option("--nll-batch-size", d.nll_batch_size, "NLL sequences per micro-batch (0 = --batch-size)")

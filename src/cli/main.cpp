@@ -19,7 +19,7 @@ CommandRegistrar::CommandRegistrar(const char* name, AddCommand add) {
 void add_runtime_options(CLI::App* sub, RuntimeOptions& opts) {
   sub->add_option("--device", opts.device, "auto | cpu | cuda | cuda:N (env ATAX_DEVICE)")
       ->envname("ATAX_DEVICE")->capture_default_str();
-  sub->add_option("--threads", opts.threads, "intra-op threads (0 = default)")->capture_default_str();
+  sub->add_option("--threads", opts.threads, "threads for matrix products (OpenBLAS; LibTorch's own pool then 1); 0 = the measured default (1 on 2-core machines) or ATAX_THREADS")->capture_default_str();
   sub->add_option("--dtype", opts.dtype, "compute dtype: float32 | bfloat16")
       ->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
 }

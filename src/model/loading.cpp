@@ -1,5 +1,7 @@
 // Model folders in and out, the device switch, and thread settings.
+#include <dlfcn.h>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -56,12 +58,29 @@ torch::Device resolve_device(const std::string& spec_in) {
 void configure_threads(int threads) {
   if (threads <= 0) {
     const char* env = std::getenv("ATAX_THREADS");
-    threads = env ? std::atoi(env) : 0;
+    threads = env ? std::max(0, std::atoi(env)) : 0;
   }
-  // Measured default (bench/threads): on the 2-core machines one intra-op thread per process is
-  // Debian LibTorch's own default, and 2 threads on a 2-core box oversubscribe with OpenBLAS.
-  if (threads <= 0) return;
-  at::set_num_threads(threads);
+  // OpenBLAS (scripts/setup installs it; LibTorch's matrix products run in it) keeps a pool of its
+  // own, sized to the cores and spinning in sched_yield between calls, beside LibTorch's intra-op
+  // pool. Measured on the 2-core machines (0.87M-parameter demo model; bench/threads for 4M-25M):
+  //   pretraining, idle machine: intra 1 + BLAS 1: 10.0k tok/s, 1 + 2: 15.5k, 2 + 1: 11.3k, 2 + 2: 6.2k;
+  //   evaluation (206 generations) beside two other busy processes: BLAS 2: 85 s, BLAS 1: 5.3 s.
+  // So on machines of up to 2 cores (where it was measured) one BLAS thread by default (a second
+  // one only pays on an idle machine, and costs up to 16x when anything else runs); larger
+  // machines keep both libraries' defaults. --threads N / ATAX_THREADS=N gives OpenBLAS N threads
+  // and LibTorch's own pool one. OPENBLAS_NUM_THREADS, when set, is left alone. Without OpenBLAS
+  // (another BLAS, a CUDA build) N goes to LibTorch's intra-op pool.
+  using SetThreads = void (*)(int);
+  static auto* set_blas_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  const bool blas_env = std::getenv("OPENBLAS_NUM_THREADS") != nullptr;
+  if (set_blas_threads && threads > 0) {
+    if (!blas_env) set_blas_threads(threads);
+    at::set_num_threads(1);
+  } else if (set_blas_threads) {
+    if (!blas_env && std::thread::hardware_concurrency() <= 2) set_blas_threads(1);
+  } else if (threads > 0) {
+    at::set_num_threads(threads);
+  }
 }
 
 LoadedModel make_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,

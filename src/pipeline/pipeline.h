@@ -87,6 +87,7 @@ struct DemoPlan {
   int64_t eval_limit = 0;        // items per task for the main models (0 = all)
   double dpo_lr = 5e-4, beta = 0.1, lambda_reg = 1.0, nll_weight = 1.0;
   double selective_lr = 2e-4;
+  double rpo_alpha = 0;          // + α·NLL of the chosen answers in every alignment run
   std::vector<double> betas, lambdas, interp_ts;
   int n_seeds = 3;
   int64_t sweep_eval_limit = 0;  // items per task for sweep models (0 = all)

@@ -32,7 +32,7 @@ std::vector<json> expand_grid(const json& grid, const std::string& file) {
 }
 
 const std::set<std::string> kGridKeys = {"beta", "lambda_reg", "selective", "nll_weight", "curriculum", "interp_t",
-                                         "lr", "loss_type", "seed", "label_smoothing", "lora_rank"};
+                                         "lr", "loss_type", "seed", "label_smoothing", "lora_rank", "rpo_alpha"};
 // Keys "defaults" may set besides the grid keys: how long and how each point trains.
 const std::set<std::string> kTrainingKeys = {"max_steps", "epochs",       "batch_size",   "grad_accum",
                                              "max_length", "weight_decay", "warmup_ratio", "schedule"};
@@ -57,6 +57,7 @@ void apply_setting(DpoConfig& c, const std::string& key, const json& v, const js
   else if (key == "weight_decay") c.common.weight_decay = v.get<double>();
   else if (key == "warmup_ratio") c.common.warmup_ratio = v.get<double>();
   else if (key == "schedule") c.common.schedule = v.get<std::string>();
+  else if (key == "rpo_alpha") c.rpo_alpha = v.get<double>();
   else if (key == "selective") {
     if (v.get<bool>()) {
       c.filter.behaviours = cfg.value("behaviours", std::vector<std::string>{});
@@ -95,7 +96,7 @@ SweepSummary run_sweep(const fs::path& config_file) {
     if (!kGridKeys.count(it.key()))
       throw Error("unknown grid key \"" + it.key() + "\"", file,
                   "grid keys: beta, lambda_reg, selective, nll_weight, curriculum, interp_t, lr, loss_type, seed, "
-                  "label_smoothing, lora_rank");
+                  "label_smoothing, lora_rank, rpo_alpha");
   fs::create_directories(out);
   SweepSummary summary;
   summary.store = cfg.contains("store") ? fs::path(cfg["store"].get<std::string>()) : out / "runs.sqlite";

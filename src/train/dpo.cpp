@@ -51,6 +51,7 @@ void check_dpo_config(const DpoConfig& c) {
   dpo_loss({z, z}, {z, z}, c.loss_type, c.beta, c.label_smoothing);
   if (c.lambda_reg < 0) throw Error("--lambda-reg must not be negative");
   if (c.nll_weight < 0) throw Error("--nll-weight must not be negative");
+  if (!(c.rpo_alpha >= 0)) throw Error("--rpo-alpha must not be negative");
   if (c.preserve_weight < 0) throw Error("--preserve-weight must not be negative");
   if (c.preserve_as != "auto" && c.preserve_as != "nll" && c.preserve_as != "pairs")
     throw Error("unknown --preserve-as \"" + c.preserve_as + "\"", "", "use auto, nll or pairs");
@@ -108,6 +109,7 @@ class DpoTask : public TrainTask {
   CausalLm* ref_net = nullptr;              // live frozen reference
   std::vector<TokenSequence> nll;           // capability data for the NLL term
   double nll_weight = 0;
+  double rpo_alpha = 0;                     // weight of the NLL of the chosen responses (beside nll)
   std::vector<PreferencePair> eval_pairs;
   PairLogprobs eval_ref;
   std::vector<std::pair<std::string, torch::Tensor>> params;
@@ -118,7 +120,7 @@ class DpoTask : public TrainTask {
   int64_t num_examples() const override { return static_cast<int64_t>(pairs.size()); }
   std::vector<std::string> metric_keys() const override {
     return {"pairs", "dpo_loss_sum", "rewards_chosen_sum", "rewards_rejected_sum", "accuracy_sum", "margin_sum",
-            "logps_chosen_sum", "logps_rejected_sum", "nll_sum", "nll_tokens", "tokens", "reg_sq", "difficulty_sum"};
+            "logps_chosen_sum", "logps_rejected_sum", "nll_sum", "nll_tokens", "rpo_sum", "rpo_tokens", "tokens", "reg_sq", "difficulty_sum"};
   }
   std::vector<std::pair<std::string, torch::Tensor>> trainable() override { return params; }
 
@@ -162,6 +164,8 @@ class DpoTask : public TrainTask {
   void begin_step(int64_t step, const std::vector<int64_t>& ex, int64_t micro_batches) override {
     step_pairs_ = static_cast<double>(ex.size());
     step_nll_tokens_ = 0;
+    step_chosen_tokens_ = 0;
+    for (int64_t i : ex) step_chosen_tokens_ += static_cast<double>(pairs[i].chosen.size());
     nll_micro_.assign(micro_batches, {});
     if (nll_weight <= 0) return;
     if (!nll.empty()) {
@@ -217,6 +221,13 @@ class DpoTask : public TrainTask {
         nll_tokens = cnt.item<double>();
       }
     }
+    double rpo_sum = 0, rpo_tokens = 0;
+    if (rpo_alpha > 0) {  // TRL's rpo_alpha, alongside a capability NLL term
+      torch::Tensor s = -fwd.chosen_sum.sum();
+      loss = loss + rpo_alpha * s / std::max(1.0, step_chosen_tokens_);
+      rpo_sum = s.item<double>();
+      rpo_tokens = fwd.chosen_count.sum().item<double>();
+    }
     loss.backward();
     auto margin = terms.rewards_chosen - terms.rewards_rejected;
     m["pairs"] += static_cast<double>(batch.size());
@@ -229,6 +240,8 @@ class DpoTask : public TrainTask {
     m["logps_rejected_sum"] += fwd.policy.rejected.detach().sum().item<double>();
     m["nll_sum"] += nll_sum;
     m["nll_tokens"] += nll_tokens;
+    m["rpo_sum"] += rpo_sum;
+    m["rpo_tokens"] += rpo_tokens;
     m["tokens"] += static_cast<double>(fwd.tokens);
     for (const auto* p : batch) m["difficulty_sum"] += static_cast<double>(p->difficulty);
   }
@@ -246,7 +259,9 @@ class DpoTask : public TrainTask {
     const double dpo = m.at("dpo_loss_sum") / P;
     const double reg = cfg_.lambda_reg * m.at("reg_sq");
     const double nll_loss = m.at("nll_tokens") > 0 ? m.at("nll_sum") / m.at("nll_tokens") : 0.0;
-    return {{"loss", dpo + reg + nll_weight * nll_loss},
+    const double rpo_loss = m.at("rpo_tokens") > 0 ? m.at("rpo_sum") / m.at("rpo_tokens") : 0.0;
+    return {{"loss", dpo + reg + nll_weight * nll_loss + rpo_alpha * rpo_loss},
+            {"rpo_loss", rpo_loss},
             {"dpo_loss", dpo},
             {"reg_loss", reg},
             {"reg/sq_dist", m.at("reg_sq")},
@@ -313,7 +328,7 @@ class DpoTask : public TrainTask {
   LoadedModel& policy_;
   int64_t pad_;
   bool average_ = false;
-  double step_pairs_ = 1, step_nll_tokens_ = 0;
+  double step_pairs_ = 1, step_nll_tokens_ = 0, step_chosen_tokens_ = 0;
   std::vector<std::vector<int64_t>> nll_micro_;
   std::map<int64_t, std::vector<int64_t>> nll_perms_;
 };
@@ -350,6 +365,7 @@ json DpoConfig::to_json() const {
   j["nll_data"] = nll_data.string();
   j["nll_weight"] = nll_weight;
   j["nll_batch_size"] = nll_batch_size;
+  j["rpo_alpha"] = rpo_alpha;
   j["curriculum"] = curriculum;
   j["curriculum_mode"] = curriculum_mode;
   j["curriculum_categories"] = join_list(curriculum_categories);
@@ -424,6 +440,7 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
     if (task.nll.empty()) throw Error("the NLL data has no usable example", nll_path.string());
   }
   task.nll_weight = nll_weight;
+  task.rpo_alpha = cfg.rpo_alpha;
   if (!cfg.eval_data.empty()) {
     PreferenceFilter ef;
     ef.drop = cfg.filter.drop;

@@ -1,7 +1,6 @@
 // The optimisation loop shared by pretraining, SFT and DPO: AdamW with warmup and linear/cosine
 // decay, gradient accumulation across data-parallel ranks (each rank takes its shard of every
 // global micro-batch), clipping, a JSON log line per step, atomic checkpoints and exact resume.
-#include <dlfcn.h>
 
 #include <cmath>
 #include <fstream>
@@ -110,22 +109,8 @@ std::vector<int64_t> TrainTask::example_order(int64_t length, uint64_t seed) con
 }
 
 void setup_threads(int threads) {
+  // LibTorch intra-op and OpenBLAS threads: see configure_threads (measured there).
   configure_threads(threads);
-  // OpenBLAS (scripts/setup installs it) runs its own thread pool beside LibTorch's, sized to the
-  // cores and spinning in sched_yield between calls. Measured on the 2-core machines (DPO and
-  // pretraining of the demo's models): one BLAS thread is 1.7-2x faster than two whenever anything
-  // else runs, and equal for a 25M model; so one, unless --threads / ATAX_THREADS asks for more.
-  // Absent when another BLAS is loaded.
-  using SetThreads = void (*)(int);
-  static auto* set_blas_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (set_blas_threads && !std::getenv("OPENBLAS_NUM_THREADS")) {
-    int n = threads;
-    if (n <= 0) {
-      const char* env = std::getenv("ATAX_THREADS");
-      n = env ? std::max(1, std::atoi(env)) : 1;
-    }
-    set_blas_threads(n);
-  }
 }
 
 dist::Context& setup_runtime(const TrainCommon& c) {

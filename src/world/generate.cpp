@@ -275,11 +275,16 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
     Rng rng = root.fork("prefs_train");
     std::vector<ojson> recs;
     json by_kind = json::object();
-    for (int i = 0; i < spec.pref_train; ++i) {
+    // Every pair is distinct: a kind whose templates are exhausted (4 questions per myth) stops
+    // adding copies, and the other kinds fill the file (a copy would only re-weight its pair and
+    // is dropped by the trainer's duplicate filter anyway).
+    std::set<std::string> seen;
+    for (int tries = 0; static_cast<int>(recs.size()) < spec.pref_train && tries < spec.pref_train * 50; ++tries) {
       std::string kind = draw_kind(rng);
       ojson r = preference_record(rng, ctx, kind);
+      if (!seen.insert(pref_text(r)).second) continue;
       ojson out;
-      out["id"] = "train-" + std::to_string(i);
+      out["id"] = "train-" + std::to_string(recs.size());
       for (auto it = r.begin(); it != r.end(); ++it) out[it.key()] = it.value();
       recs.push_back(std::move(out));
       index.add(pref_text(recs.back()));

@@ -239,6 +239,44 @@ TEST_F(DpoTrainTest, NllOnChosenAndCurriculumOrder) {
   EXPECT_EQ(r.log.front()["data/difficulty"].get<double>(), 1.0);
 }
 
+TEST_F(DpoTrainTest, RpoAlphaIsTheChosenNllBesideCapabilityNll) {
+  // α·NLL(chosen) through rpo_alpha is the same objective as nll_weight without --nll-data.
+  auto via_nll = base_config("rpo_via_nll");
+  via_nll.nll_weight = 0.7;
+  via_nll.precompute_ref = true;
+  auto via_rpo = base_config("rpo_alpha");
+  via_rpo.rpo_alpha = 0.7;
+  via_rpo.precompute_ref = true;
+  auto r1 = train_dpo(via_nll);
+  auto r2 = train_dpo(via_rpo);
+  ASSERT_EQ(r1.log.size(), r2.log.size());
+  for (size_t i = 0; i < r1.log.size(); ++i) {
+    EXPECT_NEAR(r1.log[i]["loss"].get<double>(), r2.log[i]["loss"].get<double>(), 1e-6) << "step " << i + 1;
+    EXPECT_NEAR(r1.log[i]["nll_loss"].get<double>(), r2.log[i]["rpo_loss"].get<double>(), 1e-6) << "step " << i + 1;
+  }
+  EXPECT_LT(max_abs_diff(load_safetensors_dir(via_nll.common.out), load_safetensors_dir(via_rpo.common.out)), 1e-6);
+  // Both terms at once: loss = dpo + w·NLL(capability) + α·NLL(chosen), each logged.
+  auto both = base_config("rpo_and_nll");
+  both.nll_data = tiny_->sft;
+  both.nll_weight = 0.5;
+  both.rpo_alpha = 0.25;
+  both.precompute_ref = true;
+  auto r3 = train_dpo(both);
+  for (const auto& l : r3.log) {
+    EXPECT_GT(l["nll_loss"].get<double>(), 0.0);
+    EXPECT_GT(l["rpo_loss"].get<double>(), 0.0);
+    EXPECT_NEAR(l["loss"].get<double>(),
+                l["dpo_loss"].get<double>() + 0.5 * l["nll_loss"].get<double>() + 0.25 * l["rpo_loss"].get<double>(),
+                1e-9);
+  }
+  // Step 1 (policy == reference): the DPO part is log 2, the chosen NLL that of the initial model.
+  EXPECT_NEAR(r3.log[0]["dpo_loss"].get<double>(), std::log(2.0), 1e-5);
+  EXPECT_NEAR(r3.log[0]["rpo_loss"].get<double>(), r2.log[0]["rpo_loss"].get<double>(), 1e-6);
+  DpoConfig bad = base_config("rpo_bad");
+  bad.rpo_alpha = -1;
+  EXPECT_THROW(train_dpo(bad), Error);
+}
+
 TEST_F(DpoTrainTest, LowMarginFilterMarginCurriculumAndLossTypes) {
   // The reference margins of the training pairs, to pick a threshold that drops some of them.
   auto m = load_model(tiny_->model, LoadOptions{"cpu"});
