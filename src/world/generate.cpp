@@ -275,7 +275,7 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
     Rng rng = root.fork("prefs_train");
     std::vector<ojson> recs;
     json by_kind = json::object();
-    // Every pair is distinct: a kind whose templates are exhausted (4 questions per myth) stops
+    // Every pair is distinct: a kind whose templates are exhausted (2 training questions per myth) stops
     // adding copies, and the other kinds fill the file (a copy would only re-weight its pair and
     // is dropped by the trainer's duplicate filter anyway).
     std::set<std::string> seen;
