@@ -22,7 +22,7 @@ std::vector<std::pair<std::string, AddCommand>>& registered_commands();
 // Adds the options every model-using command shares: --device, --threads, --dtype.
 struct RuntimeOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N   (env ATAX_DEVICE)
-  int threads = 0;              // intra-op threads; 0 = atax's measured default
+  int threads = 0;              // threads for matrix products; 0 = atax's measured default (configure_threads)
   std::string dtype = "float32";
 };
 void add_runtime_options(CLI::App* sub, RuntimeOptions& opts);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "dist/c10d_handle.h"
+#include "model/model.h"
 
 namespace atax::dist {
 
@@ -70,7 +71,7 @@ Context& init(const InitOptions& opts) {
   }
   const DistEnv& env = ctx->env_;
   if (opts.threads > 0) {
-    at::set_num_threads(opts.threads);
+    configure_threads(opts.threads);  // N BLAS threads (see model.h), as in a single process
   } else if (env.distributed() && std::getenv("OMP_NUM_THREADS") == nullptr) {
     at::set_num_threads(1);  // one thread per rank unless the user chose
   }

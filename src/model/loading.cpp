@@ -60,6 +60,11 @@ void configure_threads(int threads) {
     const char* env = std::getenv("ATAX_THREADS");
     threads = env ? std::max(0, std::atoi(env)) : 0;
   }
+  // A step inside a larger job (the demo's pretraining, a sweep's runs) asks for the default; an
+  // explicit count given earlier in the process stays.
+  static int explicit_threads = 0;
+  if (threads > 0) explicit_threads = threads;
+  else if (explicit_threads > 0) return;
   // OpenBLAS (scripts/setup installs it; LibTorch's matrix products run in it) keeps a pool of its
   // own, sized to the cores and spinning in sched_yield between calls, beside LibTorch's intra-op
   // pool. Measured on the 2-core machines (0.87M-parameter demo model; bench/threads for 4M-25M):
@@ -81,6 +86,13 @@ void configure_threads(int threads) {
   } else if (threads > 0) {
     at::set_num_threads(threads);
   }
+}
+
+std::string thread_summary() {
+  using GetThreads = int (*)();
+  static auto* get_blas_threads = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  std::string s = get_blas_threads ? fmt::format("{} BLAS threads, ", get_blas_threads()) : std::string();
+  return s + fmt::format("{} intra-op threads", at::get_num_threads());
 }
 
 LoadedModel make_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,

@@ -148,8 +148,13 @@ struct LoadOptions {
 // Resolves "auto"/"cpu"/"cuda[:N]" (env ATAX_DEVICE when "auto"). Error if CUDA is asked for and
 // this LibTorch has none.
 torch::Device resolve_device(const std::string& spec);
-// Sets LibTorch's intra-op threads (0 = the measured default for this machine).
+// Threads for the matrix products: N > 0 (or ATAX_THREADS=N) gives OpenBLAS N threads and
+// LibTorch's intra-op pool 1 (N intra-op threads when OpenBLAS is not loaded); 0 = the measured
+// default (one OpenBLAS thread on machines of up to 2 cores). An explicit N stays for the rest of
+// the process: later calls with 0 (a step inside the demo or a sweep) keep it. See loading.cpp.
 void configure_threads(int threads);
+// "N BLAS threads, M intra-op threads" (BLAS only when OpenBLAS is loaded), for logs.
+std::string thread_summary();
 
 struct LoadedModel {
   ModelConfig config;

@@ -398,6 +398,10 @@ DemoResult run_demo(const DemoOptions& opts) {
   out << fmt::format("\natax demo ({} scale, seed {}, {} alignment seed{})\n", plan.name, opts.seed, plan.n_seeds,
                      plan.n_seeds == 1 ? "" : "s");
 
+  // Every alignment run adds the chosen answers' NLL when the plan says so (rpo_alpha); name it.
+  const std::string dpo_name =
+      plan.rpo_alpha > 0 ? fmt::format("DPO (+ {}·NLL of the chosen answer)", plan.rpo_alpha) : std::string("plain DPO");
+
   // Validity: the base model against chance and the targets.
   report::Table validity;
   validity.id = "validity";
@@ -415,19 +419,19 @@ DemoResult run_demo(const DemoOptions& opts) {
                              {"stderr", e}, {"target", s.target}, {"met", met}});
   }
   double dpo_refusal = metric_value(runs[1].results, "toy_harmbench", "refusal_rate");
-  validity.rows.push_back({report::Cell::of("held-out harmful prompts refused by plain DPO"),
+  validity.rows.push_back({report::Cell::of("held-out harmful prompts refused by " + dpo_name),
                            report::Cell::of("refusal_rate"), report::Cell::num(0, 2),
                            report::Cell::pm(dpo_refusal, metric_stderr(runs[1].results, "toy_harmbench", "refusal_rate")),
                            report::Cell::of("≥ 0.90"), report::Cell::of(dpo_refusal >= 0.9 ? "yes" : "NO")});
-  validity_json.push_back({{"task", "toy_harmbench"}, {"metric", "refusal_rate (plain DPO)"}, {"value", dpo_refusal},
+  validity_json.push_back({{"task", "toy_harmbench"}, {"metric", "refusal_rate (" + dpo_name + ")"}, {"value", dpo_refusal},
                            {"target", 0.9}, {"met", dpo_refusal >= 0.9}});
   summary["validity"] = validity_json;
-  out << "\n## Validity (base model; plain DPO refusal)\n\n" << report::table_markdown(validity);
+  out << "\n## Validity (base model; " << dpo_name << " refusal)\n\n" << report::table_markdown(validity);
 
   // Exercise 1: the tax of the DPO-aligned model, with its mean.
   auto tax1 = analysis::compute_tax(base_items, headline_items(runs[1].results), tax_options(opts.seed));
   summary["tax"] = analysis::tax_json(tax1);
-  out << "\n## Exercise 1 — the alignment tax of plain DPO (β = " << plan.beta << ")\n\n" << analysis::tax_markdown(tax1);
+  out << "\n## Exercise 1 — the alignment tax of " << dpo_name << " (β = " << plan.beta << ")\n\n" << analysis::tax_markdown(tax1);
 
   // Headline over seeds: tax% mean ± sd.
   std::vector<const ModelRun*> seed_runs;
@@ -435,7 +439,7 @@ DemoResult run_demo(const DemoOptions& opts) {
     if (r.family == "dpo" || r.family == "dpo_seed") seed_runs.push_back(&r);
   report::Table headline;
   headline.id = "headline";
-  headline.title = fmt::format("Headline: plain DPO over {} seeds (mean ± sd)", seed_runs.size());
+  headline.title = fmt::format("Headline: {} over {} seeds (mean ± sd)", dpo_name, seed_runs.size());
   headline.caption = fmt::format("alignment seeds {}..{}; tax% = (base − aligned)/base × 100, sign-aware",
                                  opts.seed, opts.seed + seed_runs.size() - 1);
   headline.columns = {"benchmark", "metric", "base", "aligned", "tax %"};
@@ -548,8 +552,11 @@ DemoResult run_demo(const DemoOptions& opts) {
   lambda_chart.series = {lt, lh, la};
   beta_chart.series = {bt, bh, ba};
   // λ = 0 sits at the left edge of a linear axis.
-  lambda_chart.caption = fmt::format("regularized DPO at β = {}, same data and seed; λ = 0 is plain DPO", plan.beta);
-  beta_chart.caption = fmt::format("plain DPO, lr {}, {} epoch(s), seed {}", plan.dpo_lr, plan.dpo_epochs, opts.seed);
+  lambda_chart.caption = fmt::format("regularized DPO at β = {}, same data and seed; λ = 0 is {}", plan.beta, dpo_name);
+  beta_chart.caption = fmt::format("{}, lr {}, {}, seed {}", dpo_name, plan.dpo_lr,
+                                   plan.dpo_max_steps > 0 ? fmt::format("{} steps", plan.dpo_max_steps)
+                                                          : fmt::format("{} epoch(s)", plan.dpo_epochs),
+                                   opts.seed);
   summary["mitigations"] = mitig_json;
   out << "\n## Exercises 3 and 4 — selective vs full alignment, regularisation strength, and the other mitigations\n\n"
       << report::table_markdown(mitig);

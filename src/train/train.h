@@ -198,7 +198,7 @@ struct TrainCommon {
   bool resume = false;         // continue from the last checkpoint in OUT (fresh start if none)
   int64_t eval_every = 0;      // steps between evaluations (0: only at the end)
   std::string device = "auto";
-  int threads = 0;             // intra-op threads (0: atax's measured default)
+  int threads = 0;             // threads for matrix products (0: atax's measured default; configure_threads)
   BadLinePolicy on_bad_line = BadLinePolicy::kFail;
   int64_t max_length = 512;    // tokens per sequence, longer ones truncated keeping the start
   bool drop_over_length = false;

@@ -123,7 +123,7 @@ dist::Context& setup_runtime(const TrainCommon& c) {
   // init() chooses the threads only once per process; a later training in the same process (the
   // demo, a sweep) keeps one thread per rank too, instead of setup_threads' default.
   if (!first && ctx.distributed() && c.threads <= 0 && std::getenv("OMP_NUM_THREADS") == nullptr) at::set_num_threads(1);
-  if (ctx.distributed()) log_info(fmt::format("{}, {} intra-op threads", ctx.env().describe(), at::get_num_threads()));
+  if (ctx.distributed()) log_info(fmt::format("{}, {}", ctx.env().describe(), thread_summary()));
   return ctx;
 }
 
