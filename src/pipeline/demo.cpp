@@ -585,10 +585,11 @@ DemoResult run_demo(const DemoOptions& opts) {
   // 8. Report.
   stage("write the report");
   rep.summary = fmt::format(
-      "A {}-parameter Llama-style base model pretrained on the seeded toy world (seed {}), aligned with plain DPO, "
+      "A {}-parameter Llama-style base model pretrained on the seeded toy world (seed {}), aligned with {}, "
       "regularized DPO, selective DPO, DPO + NLL and a curriculum, swept over β and λ, and interpolated with the "
-      "base. Mean capability tax of plain DPO: {} (over {} seeds: {}).",
-      base_model.model().net->num_parameters(), opts.seed, pct(mean_capability_tax(tax1)), mean_taxes.size(),
+      "base. Mean capability tax of {}: {} (over {} seeds: {}).",
+      base_model.model().net->num_parameters(), opts.seed, dpo_name, dpo_name, pct(mean_capability_tax(tax1)),
+      mean_taxes.size(),
       [&] {
         std::vector<std::string> v;
         for (double m : mean_taxes) v.push_back(pct(m));
@@ -597,8 +598,9 @@ DemoResult run_demo(const DemoOptions& opts) {
   rep.settings = {{"plan", plan.to_json()}, {"seed", opts.seed}, {"world", world_dir.string()},
                   {"targeted_categories", targeted}, {"atax", atax_version() + " " + atax_git_hash()}};
   rep.sections.push_back({"table", "validity", validity.title, validity.caption, report::table_json(validity)});
-  rep.sections.push_back({"tax", "chart-tax", "Exercise 1 — the alignment tax of plain DPO",
-                          fmt::format("base vs plain DPO (β = {}, seed {}); paired over the same items", plan.beta, opts.seed),
+  rep.sections.push_back({"tax", "chart-tax", "Exercise 1 — the alignment tax of " + dpo_name,
+                          fmt::format("base vs {} (β = {}, seed {}); paired over the same items", dpo_name, plan.beta,
+                                      opts.seed),
                           analysis::tax_json(tax1)});
   rep.sections.push_back({"table", "headline", headline.title, headline.caption, report::table_json(headline)});
   rep.sections.push_back({"tradeoff", "chart-tradeoff", "Exercise 2 — helpfulness vs harmlessness",
