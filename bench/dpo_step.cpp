@@ -50,7 +50,7 @@ double peak_rss_mb() {
 
 // One variant in this process; prints a JSON line.
 int run_variant(const Args& a) {
-  train_detail::setup_threads(a.threads);  // as the trainers do: intra-op and BLAS threads
+  configure_threads(a.threads);  // as the trainers do: intra-op and BLAS threads
   json cfg = read_json(a.config), b = read_json(a.batch);
   std::vector<PreferencePair> pairs;
   for (size_t i = 0; i < b["prompts"].size(); ++i) {

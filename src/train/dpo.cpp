@@ -179,7 +179,7 @@ class DpoTask : public TrainTask {
         }
       }
     } else {
-      for (int64_t i : ex) step_nll_tokens_ += static_cast<double>(pairs[i].chosen.size());
+      step_nll_tokens_ = step_chosen_tokens_;  // the NLL of the chosen responses
     }
   }
 

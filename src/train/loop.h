@@ -56,10 +56,7 @@ std::optional<TrainResult> finished_run(const TrainCommon& common, const json& c
 // configuration (train_config.json), `data_report` goes into data_report.json.
 TrainResult run_training(const TrainCommon& common, TrainTask& task, const json& config, const json& data_report);
 
-// Sets the threads (configure_threads): the user's choice, else the measured default.
-void setup_threads(int threads);
-
-// setup_threads(common.threads), then joins the job's ranks (dist::init with --threads and the
+// configure_threads(common.threads), then joins the job's ranks (dist::init with --threads and the
 // device, so a multi-rank job without --threads runs one thread per rank). Every trainer calls it
 // first, on every rank.
 dist::Context& setup_runtime(const TrainCommon& common);

@@ -108,13 +108,8 @@ std::vector<int64_t> TrainTask::example_order(int64_t length, uint64_t seed) con
   return order;
 }
 
-void setup_threads(int threads) {
-  // LibTorch intra-op and OpenBLAS threads: see configure_threads (measured there).
-  configure_threads(threads);
-}
-
 dist::Context& setup_runtime(const TrainCommon& c) {
-  setup_threads(c.threads);
+  configure_threads(c.threads);  // LibTorch and OpenBLAS threads, measured there
   dist::InitOptions di;
   di.threads = c.threads;
   di.device = c.device;

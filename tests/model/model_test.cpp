@@ -171,3 +171,23 @@ TEST(ModelTest, Bfloat16OnRequest) {
 }
 
 }  // namespace
+
+namespace {
+
+// An explicit thread count holds for the rest of the process: a later step asking for the default
+// (0, as the demo's pretraining and DPO runs do) keeps it. With OpenBLAS loaded it sets OpenBLAS's
+// pool and leaves LibTorch's at one.
+TEST(ConfigureThreadsTest, ExplicitCountHoldsAgainstLaterDefaults) {
+  if (std::getenv("ATAX_THREADS") || std::getenv("OPENBLAS_NUM_THREADS")) GTEST_SKIP() << "thread variables are set";
+  configure_threads(2);
+  const std::string first = thread_summary();
+  configure_threads(0);
+  EXPECT_EQ(thread_summary(), first);
+  if (first.find("BLAS") != std::string::npos) {
+    EXPECT_EQ(first, "2 BLAS threads, 1 intra-op threads");
+  } else {
+    EXPECT_EQ(first, "2 intra-op threads");
+  }
+}
+
+}  // namespace

@@ -91,11 +91,17 @@ TEST(ResumeTest, KilledRunMatchesUninterrupted) {
   ASSERT_EQ(resumed.log.size(), 12u);
   for (size_t i = 0; i < 12; ++i) {
     EXPECT_EQ(resumed.log[i]["step"], full.log[i]["step"]);
-    for (const char* k : {"loss", "dpo_loss", "reg_loss", "nll_loss", "rewards/accuracies", "grad_norm", "lr"})
-      EXPECT_DOUBLE_EQ(resumed.log[i][k].get<double>(), full.log[i][k].get<double>()) << k << " at step " << i + 1;
+    // The killed run is another process, whose float sums may round differently in the last bits
+    // (seen under 6 parallel copies: grad_norm 2.4e-7 apart already at step 1, before any kill;
+    // weights 9.0e-7 apart at the end). The tolerances sit about 10x above that rounding; a resume
+    // that lost optimizer state, data order or RNG state changes whole steps, not last bits.
+    for (const char* k : {"loss", "dpo_loss", "reg_loss", "nll_loss", "rewards/accuracies", "grad_norm", "lr"}) {
+      const double a = resumed.log[i][k].get<double>(), b = full.log[i][k].get<double>();
+      EXPECT_NEAR(a, b, 1e-5 * std::max(1.0, std::abs(b))) << k << " at step " << i + 1;
+    }
   }
-  EXPECT_EQ(max_abs_diff(load_safetensors_dir(full_cfg.common.out), load_safetensors_dir(resumed_cfg.common.out)),
-            0.0);
+  EXPECT_LT(max_abs_diff(load_safetensors_dir(full_cfg.common.out), load_safetensors_dir(resumed_cfg.common.out)),
+            1e-5);
   // The log on disk holds each step once.
   auto lines = read_jsonl(resumed_cfg.common.out / "train_log.jsonl");
   ASSERT_EQ(lines.size(), 12u);

@@ -225,8 +225,13 @@ TEST(WorldFormatsTest, PreferencesFollowTrlAndRefusalsAreRecognisable) {
   std::set<std::string> heldout(detail::heldout_hazard_categories().begin(), detail::heldout_hazard_categories().end());
   for (const std::string f : {"align/preferences_train.jsonl", "align/preferences_heldout.jsonl"}) {
     std::map<std::string, int> per_kind;
+    std::set<std::string> distinct;
     auto recs = read_jsonl(dir / f);
     for (const auto& r : recs) {
+      // Every pair is distinct (a copy would only be dropped by the trainer's duplicate filter).
+      EXPECT_TRUE(distinct.insert(r.value("prompt", "") + "\n" + r.value("chosen", "") + "\n" + r.value("rejected", ""))
+                      .second)
+          << f << ": repeated pair " << r.value("id", "");
       for (const char* k : {"id", "prompt", "chosen", "rejected", "category", "kind", "difficulty"})
         ASSERT_TRUE(r.contains(k)) << f << " " << k;
       std::string kind = r["kind"], chosen = r["chosen"], rejected = r["rejected"];
