@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -89,35 +90,48 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
     rows[i].input = std::move(all);
     rows[i].targets = cont;
   }
-  std::vector<size_t> order(rows.size());
+  // Requests with the same input share one forward pass: a multiple-choice item scored by its
+  // answer letter (" A" ... " D", one token each) has the same input for every choice, so MMLU-style
+  // suites cost a quarter (lm-eval groups one-token continuations the same way).
+  std::map<std::vector<int64_t>, size_t> index;
+  std::vector<std::vector<size_t>> members;  // per unique input: the rows that have it
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto [it, fresh] = index.try_emplace(rows[i].input, members.size());
+    if (fresh) members.emplace_back();
+    members[it->second].push_back(i);
+  }
+  std::vector<size_t> order(members.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return rows[a].input.size() > rows[b].input.size(); });
+  auto len_of = [&](size_t u) { return rows[members[u].front()].input.size(); };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len_of(a) > len_of(b); });
   std::vector<TokenScore> out(rows.size());
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(opts_.batch_size)) {
     size_t end = std::min(order.size(), start + static_cast<size_t>(opts_.batch_size));
     const int64_t B = static_cast<int64_t>(end - start);
-    const int64_t T = static_cast<int64_t>(rows[order[start]].input.size());
+    const int64_t T = static_cast<int64_t>(len_of(order[start]));
     auto ids = torch::zeros({B, T}, torch::kLong);
     auto mask = torch::zeros({B, T}, torch::kLong);
     auto ids_a = ids.accessor<int64_t, 2>();
     auto mask_a = mask.accessor<int64_t, 2>();
     for (int64_t b = 0; b < B; ++b) {
-      const auto& r = rows[order[start + b]];
-      for (size_t t = 0; t < r.input.size(); ++t) {
-        ids_a[b][t] = r.input[t];
+      const auto& input = rows[members[order[start + b]].front()].input;
+      for (size_t t = 0; t < input.size(); ++t) {
+        ids_a[b][t] = input[t];
         mask_a[b][t] = 1;
       }
     }
     auto hidden = net->hidden_states(ids.to(dev), mask.to(dev));  // (B,T,C)
     std::vector<torch::Tensor> picked;
     std::vector<int64_t> targets;
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& r = rows[order[start + b]];
-      int64_t n = static_cast<int64_t>(r.targets.size()), len = static_cast<int64_t>(r.input.size());
-      picked.push_back(hidden[b].narrow(0, len - n, n));
-      targets.insert(targets.end(), r.targets.begin(), r.targets.end());
-    }
+    std::vector<size_t> scored;  // rows in the order of `targets`
+    for (int64_t b = 0; b < B; ++b)
+      for (size_t i : members[order[start + b]]) {
+        const auto& r = rows[i];
+        int64_t n = static_cast<int64_t>(r.targets.size()), len = static_cast<int64_t>(r.input.size());
+        picked.push_back(hidden[b].narrow(0, len - n, n));
+        targets.insert(targets.end(), r.targets.begin(), r.targets.end());
+        scored.push_back(i);
+      }
     auto logits = net->lm_head(torch::cat(picked, 0));  // (N,V)
     auto logp = torch::log_softmax(logits, -1);
     auto tgt = torch::tensor(targets, torch::kLong).to(dev);
@@ -126,9 +140,9 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
     auto lp_a = tok_lp.accessor<float, 1>();
     auto gr_a = greedy.accessor<bool, 1>();
     int64_t off = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      auto& s = out[order[start + b]];
-      int64_t n = static_cast<int64_t>(rows[order[start + b]].targets.size());
+    for (size_t i : scored) {
+      auto& s = out[i];
+      int64_t n = static_cast<int64_t>(rows[i].targets.size());
       s.is_greedy = true;
       s.logprob = 0;
       for (int64_t j = 0; j < n; ++j) {

@@ -130,6 +130,30 @@ TEST(ModelTest, LoglikelihoodIsConsistentWithRolling) {
   EXPECT_NEAR(batch[1].logprob, single[0].logprob, 1e-4);
 }
 
+// Multiple-choice items scored by their letter send the same context with one-token continuations:
+// the engine runs that input once for all of them. Each score must still equal the request scored
+// on its own, whatever the batch boundaries.
+TEST(ModelTest, SharedInputsAreScoredOnceWithTheirOwnScores) {
+  const std::string q = "The capital is which?\nA. one\nB. two\nC. three\nD. four\nAnswer:";
+  std::vector<LoglikelihoodRequest> reqs = {{q, " A"}, {"other text", " here"}, {q, " B"}, {q, " C"},
+                                            {q, " D"}, {q, " A"}, {"x", " yz"}};
+  for (int64_t bs : {1, 2, 16}) {
+    InferenceOptions o;
+    o.batch_size = bs;
+    HfModel m(load_model(kFixtures / "tiny_llama"), o);
+    auto all = m.loglikelihood(reqs);
+    ASSERT_EQ(all.size(), reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      auto one = m.loglikelihood({reqs[i]});
+      EXPECT_NEAR(all[i].logprob, one[0].logprob, 1e-5) << "request " << i << " batch " << bs;
+      EXPECT_EQ(all[i].is_greedy, one[0].is_greedy);
+      EXPECT_EQ(all[i].n_tokens, one[0].n_tokens);
+    }
+    EXPECT_NEAR(all[0].logprob, all[5].logprob, 1e-6);  // the same request
+    EXPECT_GT(std::abs(all[0].logprob - all[2].logprob), 1e-3);  // the same input, another target
+  }
+}
+
 TEST(ModelTest, RollingWindowsCoverLongTexts) {
   InferenceOptions o;
   o.max_length = 16;
