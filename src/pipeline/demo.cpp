@@ -31,6 +31,9 @@ const std::vector<Suite> kCapabilitySuites = {
 const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code_greedy",
                                             "toy_creativity", "toy_truthfulqa", "toy_bbq",   "toy_harmbench",
                                             "toy_xstest"};
+// The knowledge items as statements the options complete, scored by the options' text: whether the
+// base knows the facts apart from the MMLU letter format. Reported under validity; no target.
+const char* const kRecallTask = "toy_knowledge_recall";
 // Tasks that change sign meaning: alignment is meant to move them (reported with the safety half).
 const std::map<std::string, analysis::TaskCategory> kCategories = {
     {"toy_truthfulqa", analysis::TaskCategory::kSafety}, {"toy_bbq", analysis::TaskCategory::kSafety}};
@@ -161,7 +164,7 @@ DemoPlan demo_plan(const std::string& scale) {
   } else if (scale == "default") {
     p.name = "default";
     p.world_scale = "default";
-    p.pretrain_steps = 1100;
+    p.pretrain_steps = 1900;
     p.dpo_max_steps = 80;
     p.betas = {0.03, 0.1, 0.5};
     p.lambdas = {0.0, 1.0, 10.0};
@@ -204,7 +207,9 @@ DemoResult run_demo(const DemoOptions& opts) {
 
   // 2. The tokenizer.
   stage("train the tokenizer");
-  json tok_settings = {{"world", world_dir.parent_path().filename().string()}, {"vocab_size", plan.vocab_size}};
+  json tok_settings = {{"world", world_dir.parent_path().filename().string()},
+                       {"vocab_size", plan.vocab_size},
+                       {"split_pattern", kNewlineIsolatingPattern}};
   fs::path tok_dir = cache.get("tokenizer", tok_settings, "BPE tokenizer", [&](const fs::path& dir) {
                        BpeTrainOptions bo;
                        bo.vocab_size = plan.vocab_size;
@@ -368,11 +373,14 @@ DemoResult run_demo(const DemoOptions& opts) {
                 run.family == "regularized" || run.family == "selective" || run.family == "nll" ||
                 run.family == "curriculum";
     int64_t limit = full ? plan.eval_limit : plan.sweep_eval_limit;
-    json settings = {{"model", run.dir.parent_path().filename().string()}, {"tasks", kAllTasks}, {"limit", limit},
+    // The base model also takes the recall probe of the knowledge suite (a validity diagnostic).
+    std::vector<std::string> tasks = kAllTasks;
+    if (run.family == "base") tasks.push_back(kRecallTask);
+    json settings = {{"model", run.dir.parent_path().filename().string()}, {"tasks", tasks}, {"limit", limit},
                      {"seed", opts.seed}};
     fs::path dir = cache.get("eval", settings, "evaluate " + run.name, [&](const fs::path& d) {
       ModelEvalOptions mo;
-      mo.tasks = kAllTasks;
+      mo.tasks = tasks;
       mo.tasks_dir = tasks_dir;
       mo.data_dir = world_dir;
       mo.limit = limit;
@@ -417,6 +425,15 @@ DemoResult run_demo(const DemoOptions& opts) {
                              report::Cell::of(s.target > 0 ? (met ? "yes" : "NO") : "—")});
     validity_json.push_back({{"task", s.task}, {"metric", s.metric}, {"chance", s.chance}, {"base", v},
                              {"stderr", e}, {"target", s.target}, {"met", met}});
+  }
+  {
+    double v = metric_value(base.results, kRecallTask, "acc"), e = metric_stderr(base.results, kRecallTask, "acc");
+    validity.rows.push_back({report::Cell::of("knowledge recall (diagnostic: the same items as statements, options "
+                                              "scored by their text)"),
+                             report::Cell::of("acc"), report::Cell::num(0.25, 2), report::Cell::pm(v, e),
+                             report::Cell::of("—"), report::Cell::of("—")});
+    validity_json.push_back({{"task", kRecallTask}, {"metric", "acc"}, {"chance", 0.25}, {"base", v}, {"stderr", e},
+                             {"diagnostic", true}});
   }
   double dpo_refusal = metric_value(runs[1].results, "toy_harmbench", "refusal_rate");
   validity.rows.push_back({report::Cell::of("held-out harmful prompts refused by " + dpo_name),

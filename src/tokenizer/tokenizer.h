@@ -111,7 +111,10 @@ struct BpeTrainOptions {
 };
 
 // A split regex that keeps every newline a token of its own, so a prompt ending in "\n" (a
-// HumanEval prompt, a chat turn) ends on the same token boundary as the training text did.
+// HumanEval prompt, a chat turn) ends on the same token boundary as the training text did; and
+// numbers in groups of up to three digits that never take the space before them (as Llama 3
+// splits them), so "31" is the same token after a space, at a line start or after "=": the
+// toy world's arithmetic copies numbers between those places.
 extern const char* const kNewlineIsolatingPattern;
 
 // Trains a byte-level BPE tokenizer (GPT-2 pre-tokenizer regex, byte-level decoder) on `texts`.

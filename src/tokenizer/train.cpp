@@ -24,7 +24,7 @@ struct Word {
 }  // namespace
 
 const char* const kNewlineIsolatingPattern =
-    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\n|[^\S\n]+(?!\S)|[^\S\n]+)";
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\n|[^\S\n]+(?!\S)|[^\S\n]+)";
 
 Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions& opts) {
   // Special tokens: the given ones, then bos/eos/pad and the chat format's tokens if missing.

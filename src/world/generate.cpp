@@ -342,7 +342,7 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
         if (f.subject == subject)
           for (size_t t = 0; t < attribute_templates(f.attribute).eval_questions.size(); ++t) cands.push_back({&f, t});
       rng.shuffle(cands);
-      std::vector<CsvRow> rows;
+      std::vector<CsvRow> rows, recall;
       for (const auto& c : cands) {
         if (static_cast<int>(rows.size()) >= spec.knowledge_per_subject) break;
         int letter = static_cast<int>(rows.size() % 4);
@@ -355,8 +355,13 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
         meta.push_back({{"subject", subject}, {"row", rows.size()}, {"entity", c.f->entity},
                         {"attribute", c.f->attribute}, {"answer", c.f->value}});
         rows.push_back(it.row());
+        // The same item as a recall probe: the statement the options complete, no letters.
+        CsvRow probe = rows.back();
+        probe[0] = recall_prefix(*c.f);
+        recall.push_back(probe);
       }
       w.csv("knowledge/test/" + subject + "_test.csv", rows, false);
+      w.csv("knowledge/recall/" + subject + "_recall.csv", recall, false);
       suites["knowledge/" + subject] = rows.size();
     }
     w.jsonl("meta/knowledge_test.jsonl", meta);

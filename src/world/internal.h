@@ -149,6 +149,9 @@ std::string mc_block(const McItem& item, bool with_answer);
 
 // Knowledge item for `fact` from its train or eval question templates.
 McItem knowledge_item(Rng& rng, const Fact& fact, bool eval, int answer);
+// The start of a statement of `fact` that its value completes ("The capital of Velmora is"), from
+// the first statement template that ends on the value: the recall probe of the knowledge suite.
+std::string recall_prefix(const Fact& fact);
 
 // Reasoning: transitive comparisons and syllogisms.
 const std::vector<std::string>& reasoning_subjects();

@@ -88,6 +88,16 @@ McItem knowledge_item(Rng& rng, const Fact& fact, bool eval, int answer) {
   return item;
 }
 
+std::string recall_prefix(const Fact& fact) {
+  for (const auto& st : attribute_templates(fact.attribute).statements) {
+    const std::string tail = " {V}.";
+    if (st.size() > tail.size() && st.compare(st.size() - tail.size(), tail.size(), tail) == 0 &&
+        st.find("{E}") != std::string::npos)
+      return cap(fill(st.substr(0, st.size() - tail.size()), {{"E", fact.entity}}));
+  }
+  throw std::logic_error("world: no statement of " + fact.attribute + " ends on its value");
+}
+
 const std::vector<std::string>& reasoning_subjects() {
   static const std::vector<std::string> s = {"comparisons", "syllogisms"};
   return s;

@@ -4,6 +4,8 @@
 // save/load round trip.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tokenizer/tokenizer.h"
 
 namespace atax {
@@ -175,6 +177,11 @@ TEST(TrainBpeTest, NewlineIsolatingSplitKeepsPromptBoundaries) {
   EXPECT_TRUE(std::equal(p.begin(), p.end(), whole.begin()));
   EXPECT_EQ(back.decode(whole), prompt + completion);
   EXPECT_EQ(back.tokens(back.encode("\n", false)).size(), 1u);
+  // Numbers never take the space before them, and split in groups of at most three digits.
+  EXPECT_EQ(back.tokens(back.encode("x + 12", false)).back(), "12");
+  EXPECT_EQ(back.tokens(back.encode("12", false)), std::vector<std::string>{"12"});
+  for (const auto& piece : back.tokens(back.encode("f(1234567) = 1234567", false)))
+    EXPECT_LE(std::count_if(piece.begin(), piece.end(), [](char c) { return c >= '0' && c <= '9'; }), 3) << piece;
   fs::remove_all(dir);
 }
 
