@@ -153,7 +153,7 @@ DemoPlan demo_plan(const std::string& scale) {
     p.world_scale = "quick";
     p.vocab_size = 768;
     p.seq_len = 128;
-    p.pretrain_steps = 200;
+    p.pretrain_steps = 500;
     p.dpo_max_steps = 25;
     p.betas = {0.1, 0.5};
     p.lambdas = {0.0, 10.0};
