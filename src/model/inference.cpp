@@ -312,7 +312,11 @@ std::vector<std::string> HfModel::generate_until(const std::vector<GenerateReque
     auto p = prefix_for(tok, prefix, reqs[i].context);
     auto body = to_i64(tok.encode(reqs[i].context, false));
     p.insert(p.end(), body.begin(), body.end());
-    int64_t budget = std::max<int64_t>(1, opts_.max_length - reqs[i].max_new_tokens);
+    // Room kept for the answer: max_new_tokens, but never more than half the window, so a task asking
+    // for as many new tokens as the model's context (toy_code's 512 on a 512-position model) keeps
+    // its prompt instead of being cut to its last token. Generation then stops at the window's end.
+    int64_t room = std::min<int64_t>(reqs[i].max_new_tokens, opts_.max_length / 2);
+    int64_t budget = std::max<int64_t>(1, opts_.max_length - room);
     if (static_cast<int64_t>(p.size()) > budget) p.erase(p.begin(), p.end() - budget);
     prompts[i] = std::move(p);
   }

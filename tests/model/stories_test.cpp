@@ -108,4 +108,20 @@ TEST_F(StoriesTest, PerplexityMatchesLlamaPerplexity) {
   EXPECT_NEAR(ppl_err, 0.44102, 1e-3);
 }
 
+// A request for as many new tokens as the window holds keeps its prompt (lm-eval would cut it to
+// max_length - max_new_tokens = 0 tokens): the greedy answer starts as the short request's does.
+TEST_F(StoriesTest, LongGenerationRequestsKeepTheirPrompt) {
+  InferenceOptions o;
+  o.max_length = 48;
+  HfModel m(load_model(kDir / "hf"), o);
+  GenerateRequest shortr, longr;
+  shortr.context = longr.context = "Once upon a time, there was a little girl named Lily. She";
+  shortr.max_new_tokens = 6;
+  longr.max_new_tokens = 48;
+  auto a = m.generate_until({shortr})[0];
+  auto b = m.generate_until({longr})[0];
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(b.substr(0, a.size()), a);
+}
+
 }  // namespace
