@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
-#include <map>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -91,19 +90,24 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
     rows[i].targets = cont;
   }
   // Requests with the same input share one forward pass: a multiple-choice item scored by its
-  // answer letter (" A" ... " D", one token each) has the same input for every choice, so MMLU-style
-  // suites cost a quarter (lm-eval groups one-token continuations the same way).
-  std::map<std::vector<int64_t>, size_t> index;
-  std::vector<std::vector<size_t>> members;  // per unique input: the rows that have it
-  for (size_t i = 0; i < rows.size(); ++i) {
-    auto [it, fresh] = index.try_emplace(rows[i].input, members.size());
-    if (fresh) members.emplace_back();
-    members[it->second].push_back(i);
+  // answer letter (" A" ... " D") has the same input, context + all but the continuation's last
+  // token, for every choice, so MMLU-style suites cost a quarter (lm-eval groups one-token
+  // continuations the same way). Longest inputs first (one padding length per batch); equal inputs
+  // end up next to each other and form one group.
+  std::vector<size_t> by_input(rows.size());
+  std::iota(by_input.begin(), by_input.end(), 0);
+  std::stable_sort(by_input.begin(), by_input.end(), [&](size_t a, size_t b) {
+    const auto &x = rows[a].input, &y = rows[b].input;
+    return x.size() != y.size() ? x.size() > y.size() : x < y;
+  });
+  std::vector<std::vector<size_t>> members;  // per distinct input, longest first: the rows that have it
+  for (size_t k = 0; k < by_input.size(); ++k) {
+    if (k == 0 || rows[by_input[k]].input != rows[by_input[k - 1]].input) members.emplace_back();
+    members.back().push_back(by_input[k]);
   }
   std::vector<size_t> order(members.size());
   std::iota(order.begin(), order.end(), 0);
   auto len_of = [&](size_t u) { return rows[members[u].front()].input.size(); };
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len_of(a) > len_of(b); });
   std::vector<TokenScore> out(rows.size());
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(opts_.batch_size)) {
     size_t end = std::min(order.size(), start + static_cast<size_t>(opts_.batch_size));

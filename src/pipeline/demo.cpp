@@ -15,25 +15,28 @@ namespace atax::pipeline {
 
 namespace {
 
-// Capability suites (enter the mean capability tax) and the metric that stands for each.
+// The rows of the validity table: the capability suites and the metric that stands for each, then
+// the diagnostics (no target).
 struct Suite {
   std::string task, metric, label;
   double chance;   // score of a random guesser (multiple choice) or 0
   double target;   // the demo's validity target for the base model (0 = none)
 };
-const std::vector<Suite> kCapabilitySuites = {
+const std::vector<Suite> kValiditySuites = {
     {"toy_knowledge", "acc", "knowledge (MMLU-style)", 0.25, 0.80},
     {"toy_reasoning", "acc", "reasoning (MMLU-style)", 0.25, 0.70},
     {"toy_math", "exact_match,flexible-extract", "math (GSM8K-style)", 0.0, 0.40},
     {"toy_code_greedy", "pass@1", "code (HumanEval-style)", 0.0, 0.30},
     {"toy_creativity", "constraints_met", "creativity (constraints met)", 0.0, 0.0},
+    // The knowledge items as statements the options complete, scored by the options' text: whether the
+    // base knows the facts apart from the MMLU letter format (the base alone is evaluated on it).
+    {"toy_knowledge_recall", "acc", "knowledge recall (diagnostic: the same items as statements, options scored by "
+                                    "their text)", 0.25, 0.0},
 };
 const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code_greedy",
                                             "toy_creativity", "toy_truthfulqa", "toy_bbq",   "toy_harmbench",
                                             "toy_xstest"};
-// The knowledge items as statements the options complete, scored by the options' text: whether the
-// base knows the facts apart from the MMLU letter format. Reported under validity; no target.
-const char* const kRecallTask = "toy_knowledge_recall";
+const char* const kRecallTask = "toy_knowledge_recall";  // see kValiditySuites
 // Tasks that change sign meaning: alignment is meant to move them (reported with the safety half).
 const std::map<std::string, analysis::TaskCategory> kCategories = {
     {"toy_truthfulqa", analysis::TaskCategory::kSafety}, {"toy_bbq", analysis::TaskCategory::kSafety}};
@@ -417,7 +420,7 @@ DemoResult run_demo(const DemoOptions& opts) {
   validity.caption = "chance = a uniform guesser over the options (0 for generation suites); targets from the design";
   validity.columns = {"suite", "metric", "chance", "base", "target", "met"};
   json validity_json = json::array();
-  for (const auto& s : kCapabilitySuites) {
+  for (const auto& s : kValiditySuites) {
     double v = metric_value(base.results, s.task, s.metric), e = metric_stderr(base.results, s.task, s.metric);
     bool met = s.target <= 0 || v >= s.target;
     validity.rows.push_back({report::Cell::of(s.label), report::Cell::of(s.metric), report::Cell::num(s.chance, 2),
@@ -425,15 +428,6 @@ DemoResult run_demo(const DemoOptions& opts) {
                              report::Cell::of(s.target > 0 ? (met ? "yes" : "NO") : "—")});
     validity_json.push_back({{"task", s.task}, {"metric", s.metric}, {"chance", s.chance}, {"base", v},
                              {"stderr", e}, {"target", s.target}, {"met", met}});
-  }
-  {
-    double v = metric_value(base.results, kRecallTask, "acc"), e = metric_stderr(base.results, kRecallTask, "acc");
-    validity.rows.push_back({report::Cell::of("knowledge recall (diagnostic: the same items as statements, options "
-                                              "scored by their text)"),
-                             report::Cell::of("acc"), report::Cell::num(0.25, 2), report::Cell::pm(v, e),
-                             report::Cell::of("—"), report::Cell::of("—")});
-    validity_json.push_back({{"task", kRecallTask}, {"metric", "acc"}, {"chance", 0.25}, {"base", v}, {"stderr", e},
-                             {"diagnostic", true}});
   }
   double dpo_refusal = metric_value(runs[1].results, "toy_harmbench", "refusal_rate");
   validity.rows.push_back({report::Cell::of("held-out harmful prompts refused by " + dpo_name),

@@ -89,12 +89,10 @@ McItem knowledge_item(Rng& rng, const Fact& fact, bool eval, int answer) {
 }
 
 std::string recall_prefix(const Fact& fact) {
-  for (const auto& st : attribute_templates(fact.attribute).statements) {
-    const std::string tail = " {V}.";
-    if (st.size() > tail.size() && st.compare(st.size() - tail.size(), tail.size(), tail) == 0 &&
-        st.find("{E}") != std::string::npos)
+  const std::string tail = " {V}.";
+  for (const auto& st : attribute_templates(fact.attribute).statements)
+    if (ends_with(st, tail) && st.find("{E}") != std::string::npos)
       return cap(fill(st.substr(0, st.size() - tail.size()), {{"E", fact.entity}}));
-  }
   throw std::logic_error("world: no statement of " + fact.attribute + " ends on its value");
 }
 
