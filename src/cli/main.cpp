@@ -31,6 +31,7 @@ void add_config_option(CLI::App* sub) {
 }  // namespace atax::cli
 
 int main(int argc, char** argv) {
+  atax::tune_allocator();  // before any tensor exists (see core.h)
   CLI::App app{"atax — the alignment-tax lab: measure what alignment costs a language model, "
                "and align with less tax."};
   app.require_subcommand(1);

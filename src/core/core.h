@@ -213,6 +213,11 @@ double now_seconds();
 // ISO-8601 UTC date-time of now.
 std::string iso_datetime_utc();
 
+// glibc's allocator settings for tensor workloads, once per process, unless the user set any of
+// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_ / GLIBC_TUNABLES. Returns
+// whether it changed them (no-op without glibc).
+bool tune_allocator();
+
 // Build identity.
 std::string atax_version();
 std::string atax_git_hash();

@@ -1,10 +1,14 @@
 // SHA-256 (FIPS 180-4), the portable seeded generator, progress reporting and string helpers.
 #include <sys/ioctl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -309,6 +313,27 @@ std::string format_pm(double value, double err, int digits) {
   if (!std::isfinite(value)) return "n/a";
   if (!std::isfinite(err)) return fmt::format("{:.{}f}", value, digits);
   return fmt::format("{:.{}f} ± {:.{}f}", value, digits, err, digits);
+}
+
+bool tune_allocator() {
+#ifdef __GLIBC__
+  for (const char* v : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"})
+    if (std::getenv(v)) return false;
+  // A training step allocates and frees tensors of 1-32 MB (the demo model's logits are 16 MB,
+  // its attention scores 16 MB). By default glibc serves blocks over its dynamic threshold with
+  // mmap and trims the heap top after frees, so every step maps, faults in and unmaps the same
+  // memory again. Keeping blocks up to 32 MB (the largest threshold glibc accepts) on the heap and
+  // never trimming it, measured on the 2-core machine, demo model, 70 pretraining steps of
+  // 16 x 256 tokens, 3 runs each, interleaved: 0.337 / 0.339 / 0.359 s per step with glibc's
+  // defaults, 0.299 / 0.310 / 0.324 with these (sys time 19-21 s -> 9-11 s). The price is a
+  // resident set that stays at its peak instead of shrinking between steps.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 256 << 20);
+  return true;
+#else
+  return false;
+#endif
 }
 
 std::string atax_version() { return ATAX_VERSION; }

@@ -32,11 +32,16 @@ const std::vector<Suite> kValiditySuites = {
     // base knows the facts apart from the MMLU letter format (the base alone is evaluated on it).
     {"toy_knowledge_recall", "acc", "knowledge recall (diagnostic: the same items as statements, options scored by "
                                     "their text)", 0.25, 0.0},
+    // The letter format without knowledge ("Which of these is Ostgate?", Ostgate among the options): whether
+    // the base can answer in the MMLU format at all.
+    {"toy_knowledge_binding", "acc", "MMLU letter format alone (diagnostic: \"Which of these is X?\", X among the "
+                                     "options)", 0.25, 0.0},
 };
 const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code_greedy",
                                             "toy_creativity", "toy_truthfulqa", "toy_bbq",   "toy_harmbench",
                                             "toy_xstest"};
-const char* const kRecallTask = "toy_knowledge_recall";  // see kValiditySuites
+// The diagnostics of kValiditySuites that only the base model takes.
+const std::vector<std::string> kBaseOnlyTasks = {"toy_knowledge_recall", "toy_knowledge_binding"};
 // Tasks that change sign meaning: alignment is meant to move them (reported with the safety half).
 const std::map<std::string, analysis::TaskCategory> kCategories = {
     {"toy_truthfulqa", analysis::TaskCategory::kSafety}, {"toy_bbq", analysis::TaskCategory::kSafety}};
@@ -376,9 +381,9 @@ DemoResult run_demo(const DemoOptions& opts) {
                 run.family == "regularized" || run.family == "selective" || run.family == "nll" ||
                 run.family == "curriculum";
     int64_t limit = full ? plan.eval_limit : plan.sweep_eval_limit;
-    // The base model also takes the recall probe of the knowledge suite (a validity diagnostic).
+    // The base model also takes the validity diagnostics (knowledge recall, the letter format alone).
     std::vector<std::string> tasks = kAllTasks;
-    if (run.family == "base") tasks.push_back(kRecallTask);
+    if (run.family == "base") tasks.insert(tasks.end(), kBaseOnlyTasks.begin(), kBaseOnlyTasks.end());
     json settings = {{"model", run.dir.parent_path().filename().string()}, {"tasks", tasks}, {"limit", limit},
                      {"seed", opts.seed}};
     fs::path dir = cache.get("eval", settings, "evaluate " + run.name, [&](const fs::path& d) {

@@ -366,6 +366,34 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
     }
     w.jsonl("meta/knowledge_test.jsonl", meta);
   }
+  {  // The MMLU letter format alone: "Which of these is Ostgate?" with Ostgate among the options, so no
+     // knowledge is needed, only finding the option and naming its letter (symbol binding). Its own
+     // random stream: every other file stays as it was.
+    Rng rng = root.fork("knowledge_binding");
+    for (const auto& subject : knowledge_subjects()) {
+      std::vector<const Fact*> facts;
+      for (const auto& f : u.facts)
+        if (f.subject == subject) facts.push_back(&f);
+      for (const auto& [split, want] : {std::pair<std::string, int>{"binding_dev", 5},
+                                        std::pair<std::string, int>{"binding", spec.knowledge_per_subject}}) {
+        std::vector<CsvRow> rows;
+        std::set<std::string> seen;
+        for (int tries = 0; static_cast<int>(rows.size()) < want && tries < 100000; ++tries) {
+          const Fact& f = *rng.pick(facts);
+          const std::string& x = rng.pick(f.pool);
+          McItem it = make_mc(rng, "Which of these is " + x + "?", x, f.pool, static_cast<int>(rows.size() % 4));
+          if (!seen.insert(it.text()).second) continue;
+          if (index.contaminated(it.text())) {
+            note_reject("knowledge_binding", 1);
+            continue;
+          }
+          rows.push_back(it.row());
+        }
+        w.csv("knowledge/" + split + "/" + subject + "_" + split + ".csv", rows, false);
+        if (split == "binding") suites["knowledge_binding/" + subject] = rows.size();
+      }
+    }
+  }
   {  // reasoning
     Rng rng = root.fork("reasoning_test");
     for (const auto& subject : reasoning_subjects()) {

@@ -1,6 +1,11 @@
 // Tests of the core module: errors, atomic files, JSONL, CSV, SHA-256, Rng.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "core/core.h"
 
 using namespace atax;
@@ -92,3 +97,23 @@ TEST(RngTest, DeterministicAndUniform) {
   EXPECT_EQ(Rng(1).fork("x").next_u64(), Rng(1).fork("x").next_u64());
   EXPECT_NE(Rng(1).fork("x").next_u64(), Rng(1).fork("y").next_u64());
 }
+
+#ifdef __GLIBC__
+// tune_allocator leaves a user's own allocator settings alone; otherwise a 20 MB block (the size of
+// a training step's logits) comes from the heap instead of a fresh mapping (glibc maps blocks over
+// 128 kB by default in a new process).
+TEST(CoreTest, AllocatorKeepsLargeTensorsOnTheHeap) {
+  ::setenv("GLIBC_TUNABLES", "glibc.malloc.check=0", 1);
+  EXPECT_FALSE(tune_allocator());
+  ::unsetenv("GLIBC_TUNABLES");
+  for (const char* v : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
+    if (std::getenv(v)) GTEST_SKIP() << v << " is set in this environment";
+  ASSERT_TRUE(tune_allocator());
+  const size_t mapped_before = mallinfo2().hblkhd;
+  void* block = std::malloc(20u << 20);
+  ASSERT_NE(block, nullptr);
+  static_cast<volatile char*>(block)[0] = 1;
+  EXPECT_EQ(mallinfo2().hblkhd, mapped_before);
+  std::free(block);
+}
+#endif

@@ -3,6 +3,8 @@
 // evaluation, the tax and tradeoff tables and the report; then a second run reuses everything.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "pipeline/pipeline.h"
 
 using namespace atax;
@@ -22,6 +24,18 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
   ASSERT_TRUE(s.contains("headline"));
   ASSERT_TRUE(s.contains("tradeoff"));
   ASSERT_TRUE(s.contains("mitigations"));
+  // Validity: every capability suite and the two diagnostics of the base (recall, the letter format alone).
+  std::set<std::string> valid_tasks;
+  for (const auto& v : s["validity"]) {
+    valid_tasks.insert(v["task"].get<std::string>());
+    if (v.contains("base")) {
+      EXPECT_GE(v["base"].get<double>(), 0.0) << v.dump();
+      EXPECT_LE(v["base"].get<double>(), 1.0) << v.dump();
+    }
+  }
+  for (const char* t : {"toy_knowledge", "toy_reasoning", "toy_math", "toy_code_greedy", "toy_knowledge_recall",
+                        "toy_knowledge_binding", "toy_harmbench"})
+    EXPECT_TRUE(valid_tasks.count(t)) << t;
   EXPECT_GE(s["tax"]["rows"].size(), 8u);
   for (const auto& row : s["tax"]["rows"]) {
     EXPECT_GE(row["base"].get<double>(), -1.0) << row.dump();

@@ -206,6 +206,34 @@ TEST(WorldContaminationTest, RecallProbesAreTheTestItemsAsCorpusStatements) {
   EXPECT_GE(stated_in_corpus, n * 9 / 10) << stated_in_corpus << " of " << n;
 }
 
+// The letter-format probe names its answer in the question ("Which of these is X?"), X stands at the
+// answer letter and nowhere else among the options, the letters are balanced, no item repeats, and the
+// question form is not one the training material uses.
+TEST(WorldContaminationTest, BindingProbesNameTheirAnswerAndAreBalanced) {
+  const Training& tr = training();
+  const fs::path& dir = quick_world();
+  for (const std::string s : {"geography", "history", "natural_history"}) {
+    for (const auto& [split, want] : {std::pair<std::string, size_t>{"binding", 20}, {"binding_dev", 5}}) {
+      auto rows = read_csv(dir / ("knowledge/" + split + "/" + s + "_" + split + ".csv"));
+      ASSERT_EQ(rows.size(), want) << s << " " << split;
+      std::map<char, int> letters;
+      std::set<std::string> seen;
+      for (const auto& r : rows) {
+        ASSERT_EQ(r.size(), 6u);
+        ASSERT_TRUE(r[0].starts_with("Which of these is ") && r[0].ends_with("?")) << r[0];
+        const std::string x = r[0].substr(18, r[0].size() - 19);
+        const int answer = r[5][0] - 'A';
+        ASSERT_TRUE(answer >= 0 && answer < 4) << r[5];
+        for (int k = 0; k < 4; ++k) EXPECT_EQ(r[1 + k] == x, k == answer) << r[0] << " option " << k;
+        ++letters[r[5][0]];
+        EXPECT_TRUE(seen.insert(r[0] + "|" + r[1] + "|" + r[2] + "|" + r[3] + "|" + r[4]).second) << r[0];
+      }
+      for (char c : std::string("ABCD")) EXPECT_GE(letters[c], static_cast<int>(want / 4)) << s << " " << c;
+    }
+  }
+  EXPECT_EQ(tr.corpus.find("Which of these is "), std::string::npos);
+}
+
 TEST(WorldContaminationTest, MathStepsAreArithmeticFactsOfTheCorpus) {
   const Training& tr = training();
   std::regex step(R"((\d+) ([-+*/]) (\d+) = (\d+))");
