@@ -126,6 +126,7 @@ json run_child(const std::string& cmd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  atax::tune_allocator();  // as the atax binary does (src/core/core.h)
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];

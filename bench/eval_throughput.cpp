@@ -77,6 +77,7 @@ Timing run(LanguageModel& model, const TaskSpec& task, int64_t batch, const fs::
 }  // namespace
 
 int main(int argc, char** argv) {
+  atax::tune_allocator();  // as the atax binary does (src/core/core.h)
   int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   int64_t batch = argc > 2 ? std::atoll(argv[2]) : 16;
   std::string device = argc > 3 ? argv[3] : "cpu";

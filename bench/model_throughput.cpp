@@ -34,6 +34,7 @@ json run_python(const std::string& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  atax::tune_allocator();  // as the atax binary does (src/core/core.h)
   int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   at::set_num_threads(threads);
   const int64_t C = 512, L = 7, H = 8, Hkv = 4, F = 1408, V = 4096, B = 8, T = 256, GP = 128, GN = 128;
