@@ -105,20 +105,17 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
     if (k == 0 || rows[by_input[k]].input != rows[by_input[k - 1]].input) members.emplace_back();
     members.back().push_back(by_input[k]);
   }
-  std::vector<size_t> order(members.size());
-  std::iota(order.begin(), order.end(), 0);
-  auto len_of = [&](size_t u) { return rows[members[u].front()].input.size(); };
   std::vector<TokenScore> out(rows.size());
-  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(opts_.batch_size)) {
-    size_t end = std::min(order.size(), start + static_cast<size_t>(opts_.batch_size));
+  for (size_t start = 0; start < members.size(); start += static_cast<size_t>(opts_.batch_size)) {
+    size_t end = std::min(members.size(), start + static_cast<size_t>(opts_.batch_size));
     const int64_t B = static_cast<int64_t>(end - start);
-    const int64_t T = static_cast<int64_t>(len_of(order[start]));
+    const int64_t T = static_cast<int64_t>(rows[members[start].front()].input.size());  // the longest
     auto ids = torch::zeros({B, T}, torch::kLong);
     auto mask = torch::zeros({B, T}, torch::kLong);
     auto ids_a = ids.accessor<int64_t, 2>();
     auto mask_a = mask.accessor<int64_t, 2>();
     for (int64_t b = 0; b < B; ++b) {
-      const auto& input = rows[members[order[start + b]].front()].input;
+      const auto& input = rows[members[start + b].front()].input;
       for (size_t t = 0; t < input.size(); ++t) {
         ids_a[b][t] = input[t];
         mask_a[b][t] = 1;
@@ -129,7 +126,7 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
     std::vector<int64_t> targets;
     std::vector<size_t> scored;  // rows in the order of `targets`
     for (int64_t b = 0; b < B; ++b)
-      for (size_t i : members[order[start + b]]) {
+      for (size_t i : members[start + b]) {
         const auto& r = rows[i];
         int64_t n = static_cast<int64_t>(r.targets.size()), len = static_cast<int64_t>(r.input.size());
         picked.push_back(hidden[b].narrow(0, len - n, n));

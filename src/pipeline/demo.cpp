@@ -1,4 +1,5 @@
 // `atax demo`: the whole alignment-tax experiment on the toy world, end to end.
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 
@@ -40,8 +41,6 @@ const std::vector<Suite> kValiditySuites = {
 const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code_greedy",
                                             "toy_creativity", "toy_truthfulqa", "toy_bbq",   "toy_harmbench",
                                             "toy_xstest"};
-// The diagnostics of kValiditySuites that only the base model takes.
-const std::vector<std::string> kBaseOnlyTasks = {"toy_knowledge_recall", "toy_knowledge_binding"};
 // Tasks that change sign meaning: alignment is meant to move them (reported with the safety half).
 const std::map<std::string, analysis::TaskCategory> kCategories = {
     {"toy_truthfulqa", analysis::TaskCategory::kSafety}, {"toy_bbq", analysis::TaskCategory::kSafety}};
@@ -381,9 +380,12 @@ DemoResult run_demo(const DemoOptions& opts) {
                 run.family == "regularized" || run.family == "selective" || run.family == "nll" ||
                 run.family == "curriculum";
     int64_t limit = full ? plan.eval_limit : plan.sweep_eval_limit;
-    // The base model also takes the validity diagnostics (knowledge recall, the letter format alone).
+    // The base model also takes the validity suites that are not among every model's tasks (the
+    // diagnostics: knowledge recall, the letter format alone).
     std::vector<std::string> tasks = kAllTasks;
-    if (run.family == "base") tasks.insert(tasks.end(), kBaseOnlyTasks.begin(), kBaseOnlyTasks.end());
+    if (run.family == "base")
+      for (const auto& s : kValiditySuites)
+        if (std::find(kAllTasks.begin(), kAllTasks.end(), s.task) == kAllTasks.end()) tasks.push_back(s.task);
     json settings = {{"model", run.dir.parent_path().filename().string()}, {"tasks", tasks}, {"limit", limit},
                      {"seed", opts.seed}};
     fs::path dir = cache.get("eval", settings, "evaluate " + run.name, [&](const fs::path& d) {

@@ -368,16 +368,17 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
   }
   {  // The MMLU letter format alone: "Which of these is Ostgate?" with Ostgate among the options, so no
      // knowledge is needed, only finding the option and naming its letter (symbol binding). Its own
-     // random stream: every other file stays as it was.
+     // random stream: every other file stays as it was. No item twice, within or across the few-shot
+     // and test files.
     Rng rng = root.fork("knowledge_binding");
     for (const auto& subject : knowledge_subjects()) {
       std::vector<const Fact*> facts;
       for (const auto& f : u.facts)
         if (f.subject == subject) facts.push_back(&f);
+      std::set<std::string> seen;
       for (const auto& [split, want] : {std::pair<std::string, int>{"binding_dev", 5},
                                         std::pair<std::string, int>{"binding", spec.knowledge_per_subject}}) {
         std::vector<CsvRow> rows;
-        std::set<std::string> seen;
         for (int tries = 0; static_cast<int>(rows.size()) < want && tries < 100000; ++tries) {
           const Fact& f = *rng.pick(facts);
           const std::string& x = rng.pick(f.pool);

@@ -207,17 +207,17 @@ TEST(WorldContaminationTest, RecallProbesAreTheTestItemsAsCorpusStatements) {
 }
 
 // The letter-format probe names its answer in the question ("Which of these is X?"), X stands at the
-// answer letter and nowhere else among the options, the letters are balanced, no item repeats, and the
-// question form is not one the training material uses.
+// answer letter and nowhere else among the options, the letters are balanced, no item repeats (test or
+// few-shot), and the question form is not one the training material uses.
 TEST(WorldContaminationTest, BindingProbesNameTheirAnswerAndAreBalanced) {
   const Training& tr = training();
   const fs::path& dir = quick_world();
   for (const std::string s : {"geography", "history", "natural_history"}) {
+    std::set<std::string> seen;  // across the test and the few-shot file: no test item is an example
     for (const auto& [split, want] : {std::pair<std::string, size_t>{"binding", 20}, {"binding_dev", 5}}) {
       auto rows = read_csv(dir / ("knowledge/" + split + "/" + s + "_" + split + ".csv"));
       ASSERT_EQ(rows.size(), want) << s << " " << split;
       std::map<char, int> letters;
-      std::set<std::string> seen;
       for (const auto& r : rows) {
         ASSERT_EQ(r.size(), 6u);
         ASSERT_TRUE(r[0].starts_with("Which of these is ") && r[0].ends_with("?")) << r[0];
