@@ -37,6 +37,10 @@ const std::vector<Suite> kValiditySuites = {
     // the base can answer in the MMLU format at all.
     {"toy_knowledge_binding", "acc", "MMLU letter format alone (diagnostic: \"Which of these is X?\", X among the "
                                      "options)", 0.25, 0.0},
+    // In-context copying, the look-up the letter format builds on: a list of names, the list again up to a
+    // point, the next name scored by its text (an induction head answers it; chance without one).
+    {"toy_copy", "acc", "in-context copying (diagnostic: a list of names, then the list again up to a point; the next "
+                        "name scored by its text)", 0.25, 0.0},
 };
 const std::vector<std::string> kAllTasks = {"toy_knowledge", "toy_reasoning",  "toy_math",  "toy_code_greedy",
                                             "toy_creativity", "toy_truthfulqa", "toy_bbq",   "toy_harmbench",

@@ -395,6 +395,37 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
       }
     }
   }
+  {  // In-context copying, the operation the letter format builds on: a list of world names, the list again up
+     // to a point, and which name comes next. Every option stands once in the list and none in the repeated
+     // part, so only the order of the list tells the answer (chance 0.25). Its own random stream.
+    Rng rng = root.fork("copy_probe");
+    std::vector<std::string> names = u.folk;
+    for (const auto& c : u.countries)
+      for (const std::string* n : {&c.name, &c.capital, &c.river}) names.push_back(*n);
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    std::vector<CsvRow> rows;
+    std::set<std::string> seen;
+    const int want = 3 * spec.knowledge_per_subject;
+    for (int tries = 0; static_cast<int>(rows.size()) < want && tries < 100000; ++tries) {
+      std::vector<std::string> list = names;
+      rng.shuffle(list);
+      list.resize(static_cast<size_t>(rng.range(8, 12)));
+      const size_t k = static_cast<size_t>(rng.range(2, static_cast<int64_t>(list.size()) - 4));
+      std::string q = "List: " + join(list, ", ") + ".\nThe list again: ";
+      for (size_t i = 0; i < k; ++i) q += (i ? " " : "") + list[i] + ",";
+      const std::vector<std::string> later(list.begin() + static_cast<std::ptrdiff_t>(k), list.end());
+      McItem it = make_mc(rng, q, list[k], later, static_cast<int>(rows.size() % 4));
+      if (!seen.insert(it.text()).second) continue;
+      if (index.contaminated(it.text())) {
+        note_reject("copy", 1);
+        continue;
+      }
+      rows.push_back(it.row());
+    }
+    w.csv("probes/copy/names_copy.csv", rows, false);
+    suites["copy/names"] = rows.size();
+  }
   {  // reasoning
     Rng rng = root.fork("reasoning_test");
     for (const auto& subject : reasoning_subjects()) {

@@ -22,7 +22,8 @@ TEST(TaskSpecTest, BuiltInTasksParse) {
   for (const auto& t : tasks) names.insert(t.name);
   for (const char* n : {"mmlu", "gsm8k", "humaneval", "truthfulqa_mc", "bbq", "xstest", "harmbench", "advbench",
                         "toy_knowledge", "toy_math", "toy_code", "toy_truthfulqa", "toy_bbq", "toy_reasoning",
-                        "toy_creativity", "toy_harmbench", "toy_xstest", "toy_knowledge_recall", "toy_knowledge_binding"})
+                        "toy_creativity", "toy_harmbench", "toy_xstest", "toy_knowledge_recall", "toy_knowledge_binding",
+                        "toy_copy"})
     EXPECT_TRUE(names.count(n)) << n;
   for (const auto& t : tasks) {
     EXPECT_GE(t.version, 1) << t.name;
@@ -111,7 +112,7 @@ TEST(TaskSpecTest, DataPathsAndSelection) {
   for (const auto& t : safety) EXPECT_EQ(t.group, "safety");
   EXPECT_GE(safety.size(), 7u);
   auto toy = select_tasks({"toy"}, kTasks);
-  EXPECT_EQ(toy.size(), 12u);  // the nine toy suites, toy_code_greedy and the two knowledge diagnostics
+  EXPECT_EQ(toy.size(), 13u);  // the nine toy suites, toy_code_greedy and the three diagnostics
   auto two = select_tasks({"mmlu", "gsm8k", "mmlu"}, kTasks);
   ASSERT_EQ(two.size(), 2u);
   EXPECT_EQ(two[0].name, "mmlu");

@@ -24,7 +24,7 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
   ASSERT_TRUE(s.contains("headline"));
   ASSERT_TRUE(s.contains("tradeoff"));
   ASSERT_TRUE(s.contains("mitigations"));
-  // Validity: every capability suite and the two diagnostics of the base (recall, the letter format alone).
+  // Validity: every capability suite and the diagnostics of the base (recall, the letter format alone, copying).
   std::set<std::string> valid_tasks;
   for (const auto& v : s["validity"]) {
     valid_tasks.insert(v["task"].get<std::string>());
@@ -34,7 +34,7 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
     }
   }
   for (const char* t : {"toy_knowledge", "toy_reasoning", "toy_math", "toy_code_greedy", "toy_knowledge_recall",
-                        "toy_knowledge_binding", "toy_harmbench"})
+                        "toy_knowledge_binding", "toy_copy", "toy_harmbench"})
     EXPECT_TRUE(valid_tasks.count(t)) << t;
   EXPECT_GE(s["tax"]["rows"].size(), 8u);
   for (const auto& row : s["tax"]["rows"]) {

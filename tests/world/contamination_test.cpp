@@ -234,6 +234,52 @@ TEST(WorldContaminationTest, BindingProbesNameTheirAnswerAndAreBalanced) {
   EXPECT_EQ(tr.corpus.find("Which of these is "), std::string::npos);
 }
 
+// The copying probe: the question is a list and its repeat up to a point; the answer is the list's next name,
+// every option stands exactly once in the list and none in the repeated part (so counting names in the context
+// cannot tell the answer), letters balanced, no item twice.
+TEST(WorldContaminationTest, CopyProbesAnswerWithTheListsNextName) {
+  const fs::path& dir = quick_world();
+  auto rows = read_csv(dir / "probes/copy/names_copy.csv");
+  ASSERT_EQ(rows.size(), 60u);
+  std::map<char, int> letters;
+  std::set<std::string> seen;
+  auto split = [](const std::string& s, const std::string& sep) {
+    std::vector<std::string> out;
+    size_t b = 0;
+    for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + sep.size()) out.push_back(s.substr(b, e - b));
+    out.push_back(s.substr(b));
+    return out;
+  };
+  for (const auto& r : rows) {
+    ASSERT_EQ(r.size(), 6u);
+    const std::string& q = r[0];
+    ASSERT_TRUE(q.starts_with("List: ")) << q;
+    const size_t nl = q.find(".\nThe list again: ");
+    ASSERT_NE(nl, std::string::npos) << q;
+    auto list = split(q.substr(6, nl - 6), ", ");
+    std::string again = q.substr(nl + 18);
+    ASSERT_TRUE(again.ends_with(",")) << q;
+    auto prefix = split(again.substr(0, again.size() - 1), ", ");
+    ASSERT_GE(list.size(), 8u);
+    ASSERT_LE(list.size(), 12u);
+    ASSERT_GE(prefix.size(), 2u);
+    ASSERT_LE(prefix.size() + 4, list.size()) << q;
+    for (size_t i = 0; i < prefix.size(); ++i) EXPECT_EQ(prefix[i], list[i]) << q;
+    std::set<std::string> distinct(list.begin(), list.end());
+    EXPECT_EQ(distinct.size(), list.size()) << q;
+    const int answer = r[5][0] - 'A';
+    ASSERT_TRUE(answer >= 0 && answer < 4) << r[5];
+    EXPECT_EQ(r[1 + answer], list[prefix.size()]) << q;
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_EQ(std::count(list.begin(), list.end(), r[1 + k]), 1) << q << " option " << r[1 + k];
+      EXPECT_EQ(std::count(prefix.begin(), prefix.end(), r[1 + k]), 0) << q << " option " << r[1 + k];
+    }
+    ++letters[r[5][0]];
+    EXPECT_TRUE(seen.insert(q + "|" + r[1] + "|" + r[2] + "|" + r[3] + "|" + r[4]).second) << q;
+  }
+  for (char c : std::string("ABCD")) EXPECT_EQ(letters[c], 15) << c;
+}
+
 TEST(WorldContaminationTest, MathStepsAreArithmeticFactsOfTheCorpus) {
   const Training& tr = training();
   std::regex step(R"((\d+) ([-+*/]) (\d+) = (\d+))");
