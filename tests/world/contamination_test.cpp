@@ -87,8 +87,11 @@ const Training& training() {
 std::vector<std::pair<std::string, std::string>> eval_items() {
   const fs::path& dir = quick_world();
   std::vector<std::pair<std::string, std::string>> items;
-  for (const auto& f : testing::world_files(dir, "", "_test.csv"))
-    for (const auto& row : read_csv(dir / f)) items.push_back({f, join(row, "\n")});
+  // The MMLU-layout suites and the probes that must be new text (the recall probe is the corpus's own
+  // statements by design).
+  for (const char* suffix : {"_test.csv", "_binding.csv", "_copy.csv"})
+    for (const auto& f : testing::world_files(dir, "", suffix))
+      for (const auto& row : read_csv(dir / f)) items.push_back({f, join(row, "\n")});
   for (const auto& r : read_jsonl(dir / "math/test.jsonl"))
     items.push_back({"math", r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>()});
   for (const auto& r : read_jsonl(dir / "code/HumanEval.jsonl"))
@@ -243,11 +246,9 @@ TEST(WorldContaminationTest, CopyProbesAnswerWithTheListsNextName) {
   ASSERT_EQ(rows.size(), 60u);
   std::map<char, int> letters;
   std::set<std::string> seen;
-  auto split = [](const std::string& s, const std::string& sep) {
+  auto names = [](std::string_view s) {  // "A, B, C" (world names hold no comma)
     std::vector<std::string> out;
-    size_t b = 0;
-    for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + sep.size()) out.push_back(s.substr(b, e - b));
-    out.push_back(s.substr(b));
+    for (const auto& n : split(s, ',')) out.push_back(trim(n));
     return out;
   };
   for (const auto& r : rows) {
@@ -256,10 +257,10 @@ TEST(WorldContaminationTest, CopyProbesAnswerWithTheListsNextName) {
     ASSERT_TRUE(q.starts_with("List: ")) << q;
     const size_t nl = q.find(".\nThe list again: ");
     ASSERT_NE(nl, std::string::npos) << q;
-    auto list = split(q.substr(6, nl - 6), ", ");
+    auto list = names(q.substr(6, nl - 6));
     std::string again = q.substr(nl + 18);
     ASSERT_TRUE(again.ends_with(",")) << q;
-    auto prefix = split(again.substr(0, again.size() - 1), ", ");
+    auto prefix = names(again.substr(0, again.size() - 1));
     ASSERT_GE(list.size(), 8u);
     ASSERT_LE(list.size(), 12u);
     ASSERT_GE(prefix.size(), 2u);
