@@ -11,6 +11,13 @@
 //   so a POSITIVE tax always means the aligned model got worse on that metric and a NEGATIVE
 //   tax means it improved. With base = 0 the ratio is undefined and reported as "n/a" (null in
 //   JSON, empty in CSV), never as NaN or inf.
+//   Never a tax read off a floor: where the base is within two standard errors of chance (or at 0
+//   where chance is 0, as on generation tasks) the row is "not measurable": shown so, and left out
+//   of the mean capability tax. Rates of prompts (refusal, over-refusal) are reported as rates and
+//   their change in percentage points, with a paired-bootstrap interval.
+//   Which tasks count, and which metric of each: the task file's "category" (capability: the mean
+//   capability tax; safety: the safety changes; diagnostic: listed, never taxed) and its
+//   "primary_metric", as the results state them. Nothing is inferred from a task's name.
 #pragma once
 
 #include <cstdint>
@@ -35,18 +42,17 @@ struct ItemScores {
   bool higher_is_better = true;
   std::vector<std::string> doc_ids;
   std::vector<double> scores;
+  std::optional<double> chance;  // a uniform guesser's mean score over these items, where defined
+  bool rate = false;             // a share of prompts: its change is reported in percentage points
 };
 
-// Which half of the tax table a task belongs to. Capability tasks enter the mean capability
-// tax; safety tasks are summarised as the change in each safety metric.
-enum class TaskCategory { kCapability, kSafety };
+// Which part of the tax table a task belongs to (the task file's "category"). Capability tasks
+// enter the mean capability tax; safety tasks are summarised as the change in each safety metric;
+// diagnostic tasks are listed and never taxed.
+enum class TaskCategory { kCapability, kSafety, kDiagnostic };
 std::string to_string(TaskCategory c);
-
-// Returns the category of a task by name: `overrides` first, then the task's name: names that
-// start with "safety" or contain harmbench, advbench, xstest, bbq, toxi, refus, harmless, jailbreak
-// or attack are safety; everything else is capability.
-TaskCategory task_category(const std::string& task,
-                           const std::map<std::string, TaskCategory>& overrides = {});
+// "capability" | "safety" | "diagnostic" -> category; nullopt otherwise.
+std::optional<TaskCategory> category_from_string(const std::string& s);
 
 // ---------------------------------------------------------------------------------------------
 // Statistics (exposed for tests and for other reports)
@@ -96,9 +102,11 @@ Interval wilson_interval(int64_t k, int64_t n, double confidence = 0.95);
 
 // Paired bootstrap of the tax: resamples item indices with replacement (same indices for base and
 // aligned), computes tax_percent of the resampled means each time. Returns the replicates
-// (±inf where a resampled base mean is 0 and the aligned one is not). Seeded, portable.
+// (±inf where a resampled base mean is 0 and the aligned one is not). Seeded, portable. With
+// `delta_replicates`, also the same resamples' aligned − base mean differences.
 std::vector<double> bootstrap_tax_replicates(const std::vector<double>& base, const std::vector<double>& aligned,
-                                             bool higher_is_better, int resamples, uint64_t seed);
+                                             bool higher_is_better, int resamples, uint64_t seed,
+                                             std::vector<double>* delta_replicates = nullptr);
 
 // Percentile interval of replicates at `confidence`; a bound that falls on ±inf is nullopt.
 Interval percentile_interval(std::vector<double> replicates, double confidence);
@@ -112,7 +120,9 @@ struct TaxOptions {
   double confidence = 0.95;   // interval level
   uint64_t seed = 1234;       // each row forks its own stream from (seed, task/metric)
   int permutation_resamples = 10000;
-  std::map<std::string, TaskCategory> categories;  // task → category overrides
+  std::map<std::string, TaskCategory> categories;       // task → category (from the results, or overrides)
+  std::map<std::string, std::string> primary_metrics;   // task → its primary metric ("acc", "exact_match,flexible-extract")
+  double floor_stderrs = 2.0;  // a base within this many standard errors of chance is not measurable
   std::string base_name = "base", aligned_name = "aligned";
 };
 
@@ -127,6 +137,12 @@ struct TaxRow {
   double delta = 0;                     // aligned − base, raw
   std::optional<double> tax_pct;        // nullopt = n/a (base = 0)
   Interval tax_ci;
+  Interval delta_ci;                    // paired-bootstrap interval of aligned − base (raw)
+  bool primary = false;                 // the task's primary metric (the one the mean reads)
+  std::optional<double> chance;         // the base items' chance level, where defined
+  bool rate = false;                    // a share of prompts: change reported in points
+  bool measurable = true;               // false: the base sits on a floor (see the convention)
+  std::string not_measurable_reason;
   bool binary = false;                  // every score is 0 or 1
   std::string test;                     // "mcnemar-midp" | "paired-permutation" | "paired-permutation-mc"
   double p_value = 1;
@@ -134,7 +150,7 @@ struct TaxRow {
 };
 
 struct TaxSummary {
-  std::optional<double> value;  // mean tax% over capability rows (one row per task: its first metric)
+  std::optional<double> value;  // mean tax% over capability tasks' primary metrics, measurable ones only
   Interval ci;                  // from the rows' bootstrap replicates averaged replicate by replicate
   int64_t n_tasks = 0;
 };
@@ -144,6 +160,13 @@ struct SafetyChange {
   bool higher_is_better = true;
   double base = 0, aligned = 0, change = 0;  // change = aligned − base
   bool improved = false;                     // moved in the better direction
+  bool rate = false;                         // a rate: change_pp = 100 · change
+  double change_pp = 0;
+  Interval change_pp_ci;                     // paired bootstrap, percentage points
+  std::optional<double> tax_pct;             // the relative tax, for safety metrics that are not rates
+  Interval tax_ci;
+  bool measurable = true;
+  std::string not_measurable_reason;
 };
 
 struct TaxTable {
@@ -243,7 +266,8 @@ struct ResultsFile {
   std::map<std::string, std::map<std::string, std::pair<double, double>>> aggregates;
   std::map<std::string, std::map<std::string, bool>> higher_is_better;
   std::map<std::string, int64_t> n_samples;  // task → items evaluated ("n-samples" effective)
-  std::map<std::string, TaskCategory> categories;  // from the task's group, where the results say
+  std::map<std::string, TaskCategory> categories;  // from the task's category, where the results say
+  std::map<std::string, std::string> primary_metrics;  // from the task's primary_metric, where stated
   std::vector<std::string> notes;  // what was left out (breakdowns)
 };
 
@@ -261,8 +285,10 @@ ResultsFile results_from_eval(const EvalResults& results, const std::string& pat
 // metric). Fails with Error naming the file and line.
 ResultsFile read_results(const fs::path& path, bool include_breakdowns = false);
 
-// The tax table of two results files (same tasks, same items): categories from the results' task
-// groups unless `options.categories` says otherwise, model names from the results.
+// The tax table of two results files (same tasks, same items): categories and primary metrics
+// from the results' task configs unless `options` says otherwise (a task whose results state
+// neither counts as capability with its first metric, and the table notes it), model names from
+// the results. The one tax path: `atax tax`, the demo and the sweeps all call this.
 TaxTable compute_tax(const ResultsFile& base, const ResultsFile& aligned, TaxOptions options = {});
 
 // Tradeoff input from a results file: helpfulness from the task/metric `helpful` (share of

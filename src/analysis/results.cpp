@@ -147,13 +147,19 @@ ResultsFile read_lm_eval_results(const json& j, const fs::path& path) {
       if (!s.scores.empty()) out.items.push_back(std::move(s));
     }
   }
-  for (const auto& task : task_order)
-    if (j.contains("configs") && j["configs"].is_object() && j["configs"].contains(task) &&
-        j["configs"][task].is_object() && j["configs"][task].contains("group") && j["configs"][task]["group"].is_string()) {
-      const std::string g = j["configs"][task]["group"];
-      if (g == "safety") out.categories[task] = TaskCategory::kSafety;
-      if (g == "capability") out.categories[task] = TaskCategory::kCapability;
-    }
+  // What the task configs declare (lm-eval's configs have neither key: then the tax notes its default).
+  for (const auto& task : task_order) {
+    if (!j.contains("configs") || !j["configs"].is_object() || !j["configs"].contains(task) || !j["configs"][task].is_object())
+      continue;
+    const json& c = j["configs"][task];
+    for (const char* key : {"category", "group"})
+      if (c.contains(key) && c[key].is_string())
+        if (auto cat = category_from_string(c[key].get<std::string>())) {
+          out.categories.emplace(task, *cat);
+          break;
+        }
+    if (c.contains("primary_metric") && c["primary_metric"].is_string()) out.primary_metrics[task] = c["primary_metric"];
+  }
   return out;
 }
 
@@ -168,8 +174,8 @@ ResultsFile results_from_eval(const EvalResults& r, const std::string& path, boo
       out.notes.push_back(fmt::format("breakdown {} of {} left out", t.task, t.parent));
       continue;
     }
-    if (t.group == "safety") out.categories[t.task] = TaskCategory::kSafety;
-    else if (t.group == "capability") out.categories[t.task] = TaskCategory::kCapability;
+    if (auto cat = category_from_string(t.group)) out.categories[t.task] = *cat;
+    if (!t.primary_metric.empty()) out.primary_metrics[t.task] = t.primary_metric;
     out.n_samples[t.task] = t.n_effective;
     for (const auto& m : t.metrics) {
       const bool breakdown = m.name.find('/') != std::string::npos;
@@ -184,6 +190,8 @@ ResultsFile results_from_eval(const EvalResults& r, const std::string& path, boo
       s.higher_is_better = m.higher_is_better;
       s.doc_ids = m.doc_ids;
       s.scores = m.scores;
+      s.chance = m.chance;
+      s.rate = m.rate;
       out.items.push_back(std::move(s));
     }
   }
@@ -200,6 +208,8 @@ ResultsFile read_results(const fs::path& path, bool include_breakdowns) {
 TaxTable compute_tax(const ResultsFile& base, const ResultsFile& aligned, TaxOptions options) {
   for (const auto* r : {&base, &aligned})
     for (const auto& [task, cat] : r->categories) options.categories.emplace(task, cat);  // explicit ones win
+  for (const auto* r : {&base, &aligned})
+    for (const auto& [task, m] : r->primary_metrics) options.primary_metrics.emplace(task, m);
   if (options.base_name == "base" && !base.model_name.empty()) options.base_name = base.model_name;
   if (options.aligned_name == "aligned" && !aligned.model_name.empty()) options.aligned_name = aligned.model_name;
   if (base.items.empty())

@@ -204,9 +204,11 @@ Interval wilson_interval(int64_t k, int64_t n, double confidence) {
 }
 
 std::vector<double> bootstrap_tax_replicates(const std::vector<double>& base, const std::vector<double>& aligned,
-                                             bool higher_is_better, int resamples, uint64_t seed) {
+                                             bool higher_is_better, int resamples, uint64_t seed,
+                                             std::vector<double>* delta_replicates) {
   const size_t n = base.size();
   std::vector<double> reps;
+  if (delta_replicates) delta_replicates->clear();
   if (n == 0) return reps;
   reps.reserve(static_cast<size_t>(std::max(resamples, 0)));
   Rng rng(seed);
@@ -219,6 +221,7 @@ std::vector<double> bootstrap_tax_replicates(const std::vector<double>& base, co
       sa += aligned[j];
     }
     const double mb = sb / static_cast<double>(n), ma = sa / static_cast<double>(n);
+    if (delta_replicates) delta_replicates->push_back(ma - mb);
     auto t = tax_percent(mb, ma, higher_is_better);
     if (t) {
       reps.push_back(*t);

@@ -16,15 +16,15 @@ const char* const kTaxConvention =
     "for lower-is-better ones, so a positive tax means the aligned model got worse and a negative tax means it "
     "improved; n/a where base = 0.";
 
-std::string to_string(TaskCategory c) { return c == TaskCategory::kSafety ? "safety" : "capability"; }
+std::string to_string(TaskCategory c) {
+  return c == TaskCategory::kSafety ? "safety" : c == TaskCategory::kDiagnostic ? "diagnostic" : "capability";
+}
 
-TaskCategory task_category(const std::string& task, const std::map<std::string, TaskCategory>& overrides) {
-  if (auto it = overrides.find(task); it != overrides.end()) return it->second;
-  const std::string t = to_lower(task);
-  if (starts_with(t, "safety")) return TaskCategory::kSafety;
-  for (const char* w : {"harmbench", "advbench", "xstest", "bbq", "toxi", "refus", "harmless", "jailbreak", "attack"})
-    if (t.find(w) != std::string::npos) return TaskCategory::kSafety;
-  return TaskCategory::kCapability;
+std::optional<TaskCategory> category_from_string(const std::string& s) {
+  if (s == "capability") return TaskCategory::kCapability;
+  if (s == "safety") return TaskCategory::kSafety;
+  if (s == "diagnostic") return TaskCategory::kDiagnostic;
+  return std::nullopt;
 }
 
 namespace {
@@ -112,7 +112,7 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
       throw Error("aligned results list " + row_name(a) + " twice", "", "merge or deduplicate the results");
     aligned_order.push_back(row_name(a));
   }
-  std::set<std::string> base_keys;
+  std::set<std::string> base_keys, undeclared_category, primary_taken;
   std::vector<std::vector<double>> row_reps;  // bootstrap replicates per row, for the mean
   for (const auto& b : base) {
     check_scores(b, options.base_name);
@@ -137,7 +137,24 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
     r.task = b.task;
     r.metric = b.metric;
     r.higher_is_better = b.higher_is_better;
-    r.category = task_category(b.task, options.categories);
+    if (auto c = options.categories.find(b.task); c != options.categories.end()) {
+      r.category = c->second;
+    } else {
+      r.category = TaskCategory::kCapability;
+      if (undeclared_category.insert(b.task).second)
+        table.notes.push_back(b.task + ": the results declare no category; counted as capability "
+                                       "(name it with --safety-tasks / --capability-tasks)");
+    }
+    if (auto pm = options.primary_metrics.find(b.task); pm != options.primary_metrics.end()) {
+      r.primary = pm->second == b.metric;
+    } else {
+      r.primary = !primary_taken.count(b.task);  // no declaration: the task's first metric, noted
+      if (r.primary)
+        table.notes.push_back(b.task + ": the results declare no primary metric; " + b.metric + " (its first) is used");
+    }
+    if (r.primary) primary_taken.insert(b.task);
+    r.rate = b.rate || a.rate;
+    r.chance = b.chance;
     r.n = static_cast<int64_t>(p.base.size());
     r.n_only_base = p.only_base;
     r.n_only_aligned = p.only_aligned;
@@ -149,10 +166,27 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
     mean_stderr(p.aligned, r.aligned, r.aligned_stderr);
     r.delta = r.aligned - r.base;
     r.tax_pct = tax_percent(r.base, r.aligned, r.higher_is_better);
-    if (!r.tax_pct)
-      table.notes.push_back(fmt::format("{}: base = 0, so the tax is undefined (n/a)", row_name(b)));
+    std::vector<double> delta_reps;
     auto reps = bootstrap_tax_replicates(p.base, p.aligned, r.higher_is_better, options.resamples,
-                                         stream_seed(options.seed, "bootstrap/" + row_name(b)));
+                                         stream_seed(options.seed, "bootstrap/" + row_name(b)), &delta_reps);
+    r.delta_ci = percentile_interval(delta_reps, options.confidence);
+    // Never a tax read off a floor: a base at chance (or at 0 where chance is 0) measures nothing.
+    if (r.chance && *r.chance <= 0 && r.base <= 0) {
+      r.measurable = false;
+      r.not_measurable_reason = "the base scores 0";
+    } else if (r.chance && r.higher_is_better && r.base - *r.chance <= options.floor_stderrs * r.base_stderr) {
+      r.measurable = false;
+      r.not_measurable_reason = fmt::format("the base ({:.3f} ± {:.3f}) is within {} standard errors of chance ({:.3f})",
+                                            r.base, r.base_stderr, options.floor_stderrs, *r.chance);
+    }
+    if (r.rate) {
+      r.tax_pct.reset();  // a rate's change is reported in percentage points (delta_ci), not relative to the base
+    } else if (!r.measurable) {
+      table.notes.push_back(fmt::format("{}: not measurable: {}", row_name(b), r.not_measurable_reason));
+      r.tax_pct.reset();
+    } else if (!r.tax_pct) {
+      table.notes.push_back(fmt::format("{}: base = 0, so the tax is undefined (n/a)", row_name(b)));
+    }
     if (r.tax_pct) r.tax_ci = percentile_interval(reps, options.confidence);
     r.binary = all_binary(p.base) && all_binary(p.aligned);
     if (r.binary) {
@@ -177,15 +211,15 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
     if (!base_keys.count(k))
       table.notes.push_back(fmt::format("{} is in the {} results only; left out", k, options.aligned_name));
 
-  // Mean capability tax: one row per task (its first metric), defined tax only.
-  std::set<std::string> tasks_seen;
+  // Mean capability tax: each capability task's primary metric, measurable rows with a defined tax.
   std::vector<const std::vector<double>*> cap_reps;
   double sum = 0;
   for (size_t i = 0; i < table.rows.size(); ++i) {
     const TaxRow& r = table.rows[i];
-    if (r.category != TaskCategory::kCapability || !tasks_seen.insert(r.task).second) continue;
+    if (r.category != TaskCategory::kCapability || !r.primary) continue;
     if (!r.tax_pct) {
-      table.notes.push_back(r.task + " has no defined tax and is left out of the mean capability tax");
+      table.notes.push_back(r.task + (r.measurable ? " has no defined tax" : " is not measurable") +
+                            " and is left out of the mean capability tax");
       continue;
     }
     sum += *r.tax_pct;
@@ -210,11 +244,19 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
     c.aligned = r.aligned;
     c.change = r.delta;
     c.improved = r.higher_is_better ? r.delta > 0 : r.delta < 0;
+    c.rate = r.rate;
+    c.change_pp = 100 * r.delta;
+    if (r.delta_ci.lo) c.change_pp_ci.lo = 100 * *r.delta_ci.lo;
+    if (r.delta_ci.hi) c.change_pp_ci.hi = 100 * *r.delta_ci.hi;
+    c.tax_pct = r.rate ? std::nullopt : r.tax_pct;
+    c.tax_ci = r.rate ? Interval{} : r.tax_ci;
+    c.measurable = r.measurable;
+    c.not_measurable_reason = r.not_measurable_reason;
     table.safety.push_back(c);
   }
-  // Capability rows first, then safety, each in input order.
-  std::stable_partition(table.rows.begin(), table.rows.end(),
-                        [](const TaxRow& r) { return r.category == TaskCategory::kCapability; });
+  // Capability rows first, then safety, then diagnostics, each in input order.
+  std::stable_sort(table.rows.begin(), table.rows.end(),
+                   [](const TaxRow& a, const TaxRow& b) { return static_cast<int>(a.category) < static_cast<int>(b.category); });
   return table;
 }
 
@@ -259,27 +301,46 @@ std::string tax_markdown(const TaxTable& t) {
   md += fmt::format("Tax of **{}** relative to **{}** ({}% paired-bootstrap interval over the same items, {} "
                     "resamples, seed {}).\n\n",
                     o.aligned_name, o.base_name, pct, o.resamples, o.seed);
-  md += fmt::format("| Benchmark | Metric | Better | N | Base | Aligned | Tax (%) | {}% CI | Test | p |\n", pct);
-  md += "|---|---|:-:|---:|---:|---:|---:|:-:|---|---:|\n";
+  md += fmt::format("| Benchmark | Metric | Category | Better | N | Base | Aligned | Tax (%) or Δ (pp) | {}% CI | Test | p |\n",
+                    pct);
+  md += "|---|---|---|:-:|---:|---:|---:|---:|:-:|---|---:|\n";
   for (const auto& r : t.rows) {
-    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.task, r.metric,
-                      r.higher_is_better ? "↑" : "↓", r.n, format_pm(r.base, r.base_stderr),
-                      format_pm(r.aligned, r.aligned_stderr), fmt_opt(r.tax_pct, 2), fmt_interval(r.tax_ci, 2),
-                      test_label(r), fmt_p(r.p_value));
+    std::string tax, ci;
+    if (r.rate) {
+      tax = fmt::format("{:+.1f} pp", 100 * r.delta);
+      ci = r.delta_ci.lo && r.delta_ci.hi ? fmt::format("[{:+.1f}, {:+.1f}] pp", 100 * *r.delta_ci.lo, 100 * *r.delta_ci.hi)
+                                          : "n/a";
+    } else if (!r.measurable) {
+      tax = "n/m";
+      ci = "—";
+    } else {
+      tax = fmt_opt(r.tax_pct, 2);
+      ci = fmt_interval(r.tax_ci, 2);
+    }
+    md += fmt::format("| {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.task, r.metric, r.primary ? " *" : "",
+                      to_string(r.category), r.higher_is_better ? "↑" : "↓", r.n, format_pm(r.base, r.base_stderr),
+                      format_pm(r.aligned, r.aligned_stderr), tax, ci, test_label(r), fmt_p(r.p_value));
   }
-  md += "\n";
+  md += "\n\\* the task's primary metric (the one the mean capability tax reads); n/m = not measurable (the base is "
+        "at chance or at 0); pp = percentage points.\n\n";
   const auto& s = t.mean_capability_tax;
   if (s.value)
     md += fmt::format("**Mean capability tax:** {}% {} over {} capability task(s).\n\n", fmt_num(*s.value, 2),
                       fmt_interval(s.ci, 2), s.n_tasks);
   else
-    md += "**Mean capability tax:** n/a (no capability task with a defined tax).\n\n";
+    md += "**Mean capability tax:** n/a (no capability task with a measurable, defined tax).\n\n";
   if (!t.safety.empty()) {
     md += "**Change in safety metrics:**\n\n";
-    for (const auto& c : t.safety)
-      md += fmt::format("- {} {} ({}): {} → {} ({:+.3f}, {})\n", c.task, c.metric,
+    for (const auto& c : t.safety) {
+      std::string change = c.rate ? fmt::format("{:+.1f} pp {}", c.change_pp,
+                                                c.change_pp_ci.lo && c.change_pp_ci.hi
+                                                    ? fmt::format("[{:+.1f}, {:+.1f}]", *c.change_pp_ci.lo, *c.change_pp_ci.hi)
+                                                    : std::string("n/a"))
+                                  : fmt::format("{:+.3f}", c.change);
+      md += fmt::format("- {} {} ({}): {} → {} ({}, {})\n", c.task, c.metric,
                         c.higher_is_better ? "higher is better" : "lower is better", fmt_num(c.base, 3),
-                        fmt_num(c.aligned, 3), c.change, c.improved ? "improved" : (c.change == 0 ? "unchanged" : "worse"));
+                        fmt_num(c.aligned, 3), change, c.improved ? "improved" : (c.change == 0 ? "unchanged" : "worse"));
+    }
     md += "\n";
   }
   md += std::string("Convention: ") + kTaxConvention + "\n";
@@ -290,19 +351,22 @@ std::string tax_markdown(const TaxTable& t) {
 
 std::string tax_csv(const TaxTable& t) {
   std::vector<CsvRow> rows;
-  rows.push_back({"task", "metric", "category", "higher_is_better", "n", "base", "base_stderr", "aligned",
-                  "aligned_stderr", "delta", "tax_pct", "tax_ci_lo", "tax_ci_hi", "test", "p_value", "mcnemar_b",
-                  "mcnemar_c", "n_only_base", "n_only_aligned"});
+  rows.push_back({"task", "metric", "category", "primary", "higher_is_better", "n", "base", "base_stderr", "aligned",
+                  "aligned_stderr", "delta", "delta_ci_lo", "delta_ci_hi", "rate", "chance", "measurable", "tax_pct",
+                  "tax_ci_lo", "tax_ci_hi", "test", "p_value", "mcnemar_b", "mcnemar_c", "n_only_base", "n_only_aligned"});
   for (const auto& r : t.rows) {
-    rows.push_back({r.task, r.metric, to_string(r.category), r.higher_is_better ? "true" : "false",
+    rows.push_back({r.task, r.metric, to_string(r.category), r.primary ? "true" : "false", r.higher_is_better ? "true" : "false",
                     std::to_string(r.n), csv_num(r.base), csv_num(r.base_stderr), csv_num(r.aligned),
-                    csv_num(r.aligned_stderr), csv_num(r.delta), csv_opt(r.tax_pct), csv_opt(r.tax_ci.lo),
+                    csv_num(r.aligned_stderr), csv_num(r.delta), csv_opt(r.delta_ci.lo), csv_opt(r.delta_ci.hi),
+                    r.rate ? "true" : "false", csv_opt(r.chance), r.measurable ? "true" : "false",
+                    csv_opt(r.tax_pct), csv_opt(r.tax_ci.lo),
                     csv_opt(r.tax_ci.hi), r.test, csv_num(r.p_value),
                     r.mcnemar ? std::to_string(r.mcnemar->b) : "", r.mcnemar ? std::to_string(r.mcnemar->c) : "",
                     std::to_string(r.n_only_base), std::to_string(r.n_only_aligned)});
   }
   const auto& s = t.mean_capability_tax;
-  rows.push_back({"mean", "tax", "capability", "", std::to_string(s.n_tasks), "", "", "", "", "", csv_opt(s.value),
+  rows.push_back({"mean", "tax", "capability", "", "", std::to_string(s.n_tasks), "", "", "", "", "", "", "", "", "", "",
+                  csv_opt(s.value),
                   csv_opt(s.ci.lo), csv_opt(s.ci.hi), "", "", "", "", "", ""});
   return to_csv(rows);
 }
@@ -330,6 +394,12 @@ json tax_json(const TaxTable& t) {
                 {"aligned", r.aligned},
                 {"aligned_stderr", r.aligned_stderr},
                 {"delta", r.delta},
+                {"delta_ci", interval_json(r.delta_ci)},
+                {"primary", r.primary},
+                {"rate", r.rate},
+                {"chance", opt_json(r.chance)},
+                {"measurable", r.measurable},
+                {"not_measurable_reason", r.not_measurable_reason},
                 {"tax_pct", opt_json(r.tax_pct)},
                 {"tax_ci", interval_json(r.tax_ci)},
                 {"binary", r.binary},
@@ -354,7 +424,16 @@ json tax_json(const TaxTable& t) {
                            {"base", c.base},
                            {"aligned", c.aligned},
                            {"change", c.change},
-                           {"improved", c.improved}});
+                           {"improved", c.improved},
+                           {"rate", c.rate},
+                           {"base_rate", c.base},
+                           {"aligned_rate", c.aligned},
+                           {"change_pp", c.change_pp},
+                           {"change_pp_ci", interval_json(c.change_pp_ci)},
+                           {"tax_pct", opt_json(c.tax_pct)},
+                           {"tax_ci", interval_json(c.tax_ci)},
+                           {"measurable", c.measurable},
+                           {"not_measurable_reason", c.not_measurable_reason}});
   j["notes"] = t.notes;
   return j;
 }

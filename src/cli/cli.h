@@ -27,6 +27,13 @@ struct RuntimeOptions {
 };
 void add_runtime_options(CLI::App* sub, RuntimeOptions& opts);
 
+// Applies a subcommand's --config FILE (TOML/INI `key = value`, keys = long option names) in its
+// callback: options not given on the command line take the file's values (the command line wins);
+// then each option named in `required` must have a value. CLI11 reads config files for the main
+// app only, so every subcommand's --config goes through this (defined in cmd_train.cpp). Error
+// naming the file for a missing file, an unknown key or a bad value.
+void apply_subcommand_config(CLI::App* sub, const std::string& path, const std::vector<std::string>& required);
+
 // Adds a --config FILE option: a JSON or TOML-ish "key = value" file whose keys are the
 // subcommand's long option names (CLI11's config reader).
 void add_config_option(CLI::App* sub);

@@ -30,16 +30,14 @@ void add_convert(CLI::App& app) {
       throw Error("no such file", o->in, "pass --in PATH/TO/MODEL.gguf");
     if (in.extension() != ".gguf")
       throw Error("--in is not a .gguf file", o->in, "atax convert reads GGUF files (llama.cpp's format)");
-    std::error_code ec;
-    if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)) && !o->force)
-      throw Error("output already exists and is not an empty folder", o->out,
-                  "choose another --out, or pass --force to replace it");
+    OutputDir claim = claim_output_dir(out, "convert", o->force);
     const torch::Dtype dtype = o->dtype == "bfloat16" ? torch::kBFloat16
                                : o->dtype == "float16" ? torch::kFloat16
                                                        : torch::kFloat32;
     gguf::GgufFile f = gguf::GgufFile::open(in);
     json cfg = gguf::hf_config_json(f);
     convert_gguf_to_hf(in, out, dtype);
+    claim.mark_finished({{"in", o->in}});
     std::cout << json({{"in", o->in},
                        {"out", o->out},
                        {"architecture", cfg["architectures"][0]},

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/eval_options.h"
 #include "model/model.h"
 
 namespace atax::cli {
@@ -69,11 +70,9 @@ void add_kl(CLI::App& app) {
       if (!fs::exists(path)) throw Error(flag + ": no such model folder or file", path, "pass an HF folder or a .gguf file");
     const std::vector<std::string> texts = read_texts(o->data, o->limit);
     configure_threads(o->rt.threads);
-    LoadOptions lo;
-    lo.device = o->rt.device;
-    lo.dtype = o->rt.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+    const pipeline::ModelRunOptions run = model_run_options(o->rt);  // the one mapping (cli/eval_options.h)
     log_info("loading " + o->base + " and " + o->model);
-    HfModel base(load_model(o->base, lo)), model(load_model(o->model, lo));
+    HfModel base = pipeline::open_model(o->base, run), model = pipeline::open_model(o->model, run);
     const double t0 = now_seconds();
     const KlStats s = kl_divergence(base, model, texts);
     if (s.n_positions == 0)

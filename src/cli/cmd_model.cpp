@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/validators.h"
 #include "model/model.h"
 
 namespace atax::cli {
@@ -69,9 +70,10 @@ void add_generate(CLI::App& app) {
   sub->add_option("--prompt", o->prompt, "the prompt text")->required();
   sub->add_flag("--chat", o->chat, "wrap the prompt as a user turn with the model's chat template");
   sub->add_option("--chat-template", o->chat_template, "override the chat format: chatml | llama3 | llama2 | plain");
-  sub->add_option("--max-new-tokens", o->max_new_tokens, "at most this many new tokens")->capture_default_str();
-  sub->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
-  sub->add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
+  sub->add_option("--max-new-tokens", o->max_new_tokens, "at most this many new tokens")
+      ->check(in_range(1, 1 << 20))->capture_default_str();
+  sub->add_option("--temperature", o->temperature, "0 = greedy")->check(in_range(0, 100))->capture_default_str();
+  sub->add_option("--top-p", o->top_p, "nucleus sampling mass")->check(in_range(0, 1, true))->capture_default_str();
   sub->add_option("--seed", o->seed, "sampling seed")->capture_default_str();
   sub->add_option("--stop", o->stop, "stop string (repeatable)");
   add_runtime_options(sub, o->rt);
@@ -104,7 +106,8 @@ void add_score(CLI::App& app) {
   sub->add_option("--input", o->input, "input JSONL")->required()->check(CLI::ExistingFile);
   sub->add_option("--output", o->output, "output JSONL (- = stdout)")->capture_default_str();
   sub->add_flag("--rolling", o->rolling, "rolling log-likelihood of {text} lines");
-  sub->add_option("--batch-size", o->batch_size, "requests per forward pass")->capture_default_str();
+  sub->add_option("--batch-size", o->batch_size, "requests per forward pass")
+      ->check(in_range(1, 1 << 20))->capture_default_str();
   sub->add_option("--on-bad-line", o->on_bad_line, "fail | skip")->check(CLI::IsMember({"fail", "skip"}));
   add_runtime_options(sub, o->rt);
   sub->callback([o] {
@@ -145,6 +148,7 @@ void add_init(CLI::App& app) {
   struct Opts {
     std::string config, tokenizer, out;
     uint64_t seed = 0;
+    bool force = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("init", "Write a randomly initialised model folder (config, weights, tokenizer)");
@@ -152,7 +156,9 @@ void add_init(CLI::App& app) {
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer.json or a folder holding it")->required();
   sub->add_option("--out", o->out, "output folder")->required();
   sub->add_option("--seed", o->seed, "initialisation seed")->capture_default_str();
+  sub->add_flag("--force", o->force, "write into --out even if it holds something else (it is replaced)");
   sub->callback([o] {
+    OutputDir claim = claim_output_dir(o->out, "init", o->force);
     torch::manual_seed(o->seed);
     auto tok = std::make_shared<Tokenizer>(Tokenizer::load(o->tokenizer));
     json cj = read_json(o->config);
@@ -162,6 +168,7 @@ void add_init(CLI::App& app) {
     if (!cfg.bos_token_id && tok->bos_id()) cfg.bos_token_id = *tok->bos_id();
     auto m = make_model(cfg, {}, tok, LoadOptions{"cpu"}, o->out);
     save_model(m, o->out);
+    claim.mark_finished();
     std::cout << json({{"out", o->out}, {"parameters", m.net->num_parameters()}, {"seed", o->seed}}).dump() << "\n";
   });
 }

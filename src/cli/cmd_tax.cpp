@@ -9,6 +9,7 @@
 
 #include "analysis/analysis.h"
 #include "cli/cli.h"
+#include "cli/eval_options.h"
 #include "model/model.h"
 #include "pipeline/pipeline.h"
 
@@ -20,18 +21,12 @@ struct TaxCmdOptions {
   std::string base_results, aligned_results;
   // From two model folders: evaluates both first (see load_tax_inputs).
   std::string base_dir, aligned_dir;
-  std::vector<std::string> tasks;
-  std::string tasks_dir, data_dir, cache;
-  int64_t limit = 0, batch_size = 32;
-  int num_fewshot = -1;
-  bool chat = false, no_cache = false;
+  EvalCliOptions eval;  // how both folders are evaluated: the options of `atax eval`
   std::string format, out;
   int resamples = 2000;
-  uint64_t seed = 1234;
   double confidence = 0.95;
   std::vector<std::string> safety_tasks, capability_tasks;
   bool include_breakdowns = false;
-  RuntimeOptions rt;
 };
 
 struct TaxInputs {
@@ -48,7 +43,7 @@ fs::path results_dir(const TaxCmdOptions& o) { return fs::path(o.out); }
 TaxInputs evaluate_both(const TaxCmdOptions& o) {
   if (o.base_dir.empty() || o.aligned_dir.empty())
     throw Error("--base and --aligned go together", "", "pass both model folders");
-  if (o.tasks.empty())
+  if (o.eval.tasks.empty())
     throw Error("--base/--aligned need --tasks", "", "e.g. --tasks toy_knowledge,toy_math (see `atax tasks list`)");
   if (o.out.empty())
     throw Error("--base/--aligned need --out DIR", "",
@@ -57,39 +52,19 @@ TaxInputs evaluate_both(const TaxCmdOptions& o) {
   if (fs::exists(dir) && !fs::is_directory(dir))
     throw Error("--out must be a folder with --base/--aligned, but it is a file", dir.string(),
                 "pass a folder; base.json, aligned.json and the table are written into it");
-  if (o.limit < 0) throw Error("--limit must be >= 0, got " + std::to_string(o.limit), "", "0 evaluates every item");
-  if (o.batch_size < 1)
-    throw Error("--batch-size must be >= 1, got " + std::to_string(o.batch_size), "", "e.g. --batch-size 32");
   for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--base", o.base_dir}, {"--aligned", o.aligned_dir}})
     if (!fs::exists(path))
       throw Error(flag + ": no such model folder or file", path, "pass an HF model folder or a .gguf file");
-  // Everything a typo can break is checked before the (slow) model loads.
-  const fs::path tasks_dir = find_tasks_dir(o.tasks_dir);
-  for (const auto& t : select_tasks(o.tasks, tasks_dir)) {
-    fs::path p = resolve_data_path(t.path, o.data_dir);
-    if (!fs::exists(p))
-      throw Error("task " + t.name + ": data not found", p.string(),
-                  o.data_dir.empty() ? "pass --data-dir D (the folder holding " + t.path + ")"
-                                     : "is --data-dir the folder holding " + t.path + "?");
-  }
-  configure_threads(o.rt.threads);
-  pipeline::ModelEvalOptions mo;
-  mo.tasks = o.tasks;
-  mo.tasks_dir = tasks_dir;
-  mo.data_dir = o.data_dir;
-  mo.limit = o.limit;
-  mo.batch_size = o.batch_size;
-  mo.num_fewshot = o.num_fewshot;
-  mo.chat = o.chat;
-  mo.device = o.rt.device;
-  if (!o.no_cache) mo.cache_path = o.cache.empty() ? default_cache_path() : fs::path(o.cache);
+  // The same mapping and entry point as `atax eval`; everything a typo can break is checked before
+  // the (slow) model loads.
+  pipeline::ModelEvalOptions mo = model_eval_options(o.eval);
+  mo.eval.log_samples = true;
+  pipeline::resolve_tasks(mo);
+  configure_threads(o.eval.rt.threads);
   fs::create_directories(dir);
   for (const auto& [name, model] : {std::pair<std::string, std::string>{"base", o.base_dir}, {"aligned", o.aligned_dir}}) {
     log_info("evaluating the " + name + " model " + model);
     EvalResults r = pipeline::evaluate_model(model, mo);
-    r.settings["model_path"] = model;
-    r.settings["device"] = o.rt.device;
-    r.settings["tasks"] = join(o.tasks, ",");
     write_results(r, dir / (name + ".json"));
     log_info(fmt::format("{} results written to {} ({} requests computed, {} from the cache)", name,
                          (dir / (name + ".json")).string(), r.requests_sent, r.requests_cached));
@@ -136,25 +111,13 @@ void add_tax(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--base", o->base_dir, "base model folder (evaluated first, with --tasks and --out DIR)");
   sub->add_option("--aligned", o->aligned_dir, "aligned model folder (evaluated first)");
-  sub->add_option("--tasks", o->tasks, "tasks to evaluate with --base/--aligned (names, groups or all)")
-      ->delimiter(',');
-  sub->add_option("--tasks-dir", o->tasks_dir, "tasks folder (default: $ATAX_TASKS_DIR or the tasks/ of this build)");
-  sub->add_option("--data-dir", o->data_dir, "where datasets live (${ATAX_DATA}; relative dataset paths)")
-      ->envname("ATAX_DATA");
-  sub->add_option("--limit", o->limit, "with --base/--aligned: the first N items of each task (0 = all)");
-  sub->add_option("--batch-size", o->batch_size, "with --base/--aligned: requests per model call")
-      ->capture_default_str();
-  sub->add_option("--num-fewshot", o->num_fewshot, "with --base/--aligned: few-shot examples (default: each task's)");
-  sub->add_flag("--chat", o->chat, "with --base/--aligned: prompts through the models' chat templates");
-  sub->add_option("--cache", o->cache, "request cache file (default: $ATAX_CACHE_DIR or ~/.cache/atax/eval_cache.sqlite)");
-  sub->add_flag("--no-cache", o->no_cache, "do not read or write the request cache");
+  add_eval_options(sub, o->eval, "with --base/--aligned: ");
   sub->add_option("--format", o->format, "md | csv | json (default: from --out's extension, else md)")
       ->check(CLI::IsMember({"md", "csv", "json"}));
   sub->add_option("--out", o->out, "write the table here (atomically) instead of standard output; with "
                                    "--base/--aligned a folder for base.json, aligned.json and tax.<format>");
   sub->add_option("--resamples", o->resamples, "paired-bootstrap resamples")->check(CLI::Range(1, 10000000))
       ->capture_default_str();
-  sub->add_option("--seed", o->seed, "bootstrap and permutation seed")->capture_default_str();
   sub->add_option("--confidence", o->confidence, "interval level")->check(CLI::Range(0.5, 0.9999))
       ->capture_default_str();
   sub->add_option("--safety-tasks", o->safety_tasks, "count these tasks as safety (overrides their group)")
@@ -162,12 +125,11 @@ void add_tax(CLI::App& app) {
   sub->add_option("--capability-tasks", o->capability_tasks, "count these tasks as capability")->delimiter(',');
   sub->add_flag("--include-breakdowns", o->include_breakdowns,
                 "also list breakdown tasks (task/part) and per-group metrics (metric/part)");
-  add_runtime_options(sub, o->rt);
   sub->callback([o] {
     TaxInputs in = load_tax_inputs(*o);
     analysis::TaxOptions opt;
     opt.resamples = o->resamples;
-    opt.seed = o->seed;
+    opt.seed = o->eval.seed;  // --seed: the bootstrap and permutation seed (and the evaluation's, with --base/--aligned)
     opt.confidence = o->confidence;
     for (const auto& t : o->safety_tasks) opt.categories[t] = analysis::TaskCategory::kSafety;
     for (const auto& t : o->capability_tasks) opt.categories[t] = analysis::TaskCategory::kCapability;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/validators.h"
 #include "dist/dist.h"
 #include "train/train.h"
 
@@ -56,7 +57,7 @@ namespace {
 struct CommonOpts {
   TrainCommon c;
   std::string out, on_bad_line = "fail", config_file;
-  bool no_progress = false;
+  bool no_progress = false, force = false;
   RuntimeOptions rt;
 };
 
@@ -64,36 +65,44 @@ void add_common(CLI::App* sub, CommonOpts& o) {
   auto& c = o.c;
   sub->add_option("--out", o.out, "output folder (required): the trained HF model, train_log.jsonl, "
                                   "train_config.json, checkpoints/");
-  sub->add_option("--lr", c.lr, "peak learning rate (AdamW)")->capture_default_str();
-  sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->capture_default_str();
-  sub->add_option("--adam-beta1", c.adam_beta1, "AdamW β1")->capture_default_str();
-  sub->add_option("--adam-beta2", c.adam_beta2, "AdamW β2")->capture_default_str();
-  sub->add_option("--adam-eps", c.adam_eps, "AdamW ε")->capture_default_str();
+  sub->add_option("--lr", c.lr, "peak learning rate (AdamW)")->check(in_range(0, 10, true))->capture_default_str();
+  sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")
+      ->check(non_negative())->capture_default_str();
+  sub->add_option("--adam-beta1", c.adam_beta1, "AdamW β1")->check(in_range(0, 1, false, true))->capture_default_str();
+  sub->add_option("--adam-beta2", c.adam_beta2, "AdamW β2")->check(in_range(0, 1, false, true))->capture_default_str();
+  sub->add_option("--adam-eps", c.adam_eps, "AdamW ε")->check(positive())->capture_default_str();
   sub->add_option("--schedule", c.schedule, "decay after warmup: constant | linear | cosine")
       ->check(CLI::IsMember({"constant", "linear", "cosine"}))->capture_default_str();
-  sub->add_option("--warmup-steps", c.warmup_steps, "linear warmup steps")->capture_default_str();
+  sub->add_option("--warmup-steps", c.warmup_steps, "linear warmup steps")->check(non_negative())->capture_default_str();
   sub->add_option("--warmup-ratio", c.warmup_ratio, "warmup as a share of all steps (when --warmup-steps is 0)")
-      ->capture_default_str();
-  sub->add_option("--min-lr-ratio", c.min_lr_ratio, "decay floor as a share of --lr")->capture_default_str();
-  sub->add_option("--max-grad-norm", c.max_grad_norm, "gradient clipping norm (0 = off)")->capture_default_str();
-  sub->add_option("--batch-size", c.batch_size, "examples per micro-batch (all ranks together)")->capture_default_str();
-  sub->add_option("--grad-accum", c.grad_accum, "micro-batches per optimizer step")->capture_default_str();
-  sub->add_option("--epochs", c.epochs, "passes over the data")->capture_default_str();
-  sub->add_option("--max-steps", c.max_steps, "optimizer steps (overrides --epochs when > 0)")->capture_default_str();
+      ->check(in_range(0, 1))->capture_default_str();
+  sub->add_option("--min-lr-ratio", c.min_lr_ratio, "decay floor as a share of --lr")
+      ->check(in_range(0, 1))->capture_default_str();
+  sub->add_option("--max-grad-norm", c.max_grad_norm, "gradient clipping norm (0 = off)")
+      ->check(non_negative())->capture_default_str();
+  sub->add_option("--batch-size", c.batch_size, "examples per micro-batch (all ranks together; at most the data)")
+      ->check(in_range(1, 1e9))->capture_default_str();
+  sub->add_option("--grad-accum", c.grad_accum, "micro-batches per optimizer step")
+      ->check(in_range(1, 1e6))->capture_default_str();
+  sub->add_option("--epochs", c.epochs, "passes over the data")->check(in_range(0, 1e6))->capture_default_str();
+  sub->add_option("--max-steps", c.max_steps, "optimizer steps (overrides --epochs when > 0)")
+      ->check(in_range(0, 1e9))->capture_default_str();
   sub->add_option("--seed", c.seed, "seed of initialisation, data order and LoRA init")->capture_default_str();
-  sub->add_option("--save-every", c.save_every, "checkpoint every N steps (0 = none)")->capture_default_str();
+  sub->add_option("--save-every", c.save_every, "checkpoint every N steps (0 = none)")
+      ->check(non_negative())->capture_default_str();
   sub->add_flag("--keep-checkpoints", c.keep_checkpoints, "keep OUT/checkpoints after a successful run");
   sub->add_flag("--resume", c.resume, "continue from the last checkpoint in OUT (or reuse a finished run)");
   sub->add_option("--eval-every", c.eval_every, "held-out evaluation every N steps (0 = at the end)")
-      ->capture_default_str();
+      ->check(non_negative())->capture_default_str();
   sub->add_option("--on-bad-line", o.on_bad_line, "bad data lines: fail | skip (with a count)")
       ->check(CLI::IsMember({"fail", "skip"}))->capture_default_str();
   sub->add_option("--max-length", c.max_length, "tokens per sequence; longer ones are cut keeping the start")
-      ->capture_default_str();
+      ->check(in_range(0, 1e9))->capture_default_str();
   sub->add_flag("--drop-over-length", c.drop_over_length, "drop examples longer than --max-length instead");
   sub->add_option("--chat-template", c.chat_template, "override the tokenizer's chat format: chatml | llama3 | "
                                                       "llama2 | plain");
   sub->add_flag("--no-progress", o.no_progress, "no progress bar");
+  sub->add_flag("--force", o.force, "write into --out even if it holds something other than this command's output");
   add_runtime_options(sub, o.rt);
 }
 
@@ -105,6 +114,12 @@ void finish_common(CommonOpts& o) {
   o.c.threads = o.rt.threads;
   if (o.rt.dtype != "float32")
     throw Error("training runs in float32", "", "drop --dtype (mixed precision training is not supported)");
+}
+
+// Claims --out for `command` on the main rank (the other ranks write nothing there).
+OutputDir claim_training_out(const CommonOpts& o, const std::string& command) {
+  if (!dist::context().is_main()) return {};
+  return claim_output_dir(o.out, command, o.force);
 }
 
 void print_result(const TrainResult& r) {
@@ -132,8 +147,9 @@ void print_result(const TrainResult& r) {
 
 // The end of a training command: the summary on rank 0 only (every rank holds the same result),
 // then the final barrier, so rank 0 (which serves the rendezvous store) exits last.
-void finish_training(const TrainResult& r) {
+void finish_training(const TrainResult& r, OutputDir& claim) {
   dist::Context& ctx = dist::context();
+  if (claim.held()) claim.mark_finished({{"steps", r.steps}});
   if (ctx.is_main()) print_result(r);
   ctx.shutdown();
 }
@@ -179,8 +195,9 @@ void add_pretrain(CLI::App* train) {
   sub->add_option("--data", o->data, "corpus (required): JSONL with \"text\" per line, or plain text");
   sub->add_option("--eval-data", o->eval_data, "held-out corpus (default: --eval-fraction of the documents)");
   sub->add_option("--eval-fraction", o->cfg.eval_fraction, "share of documents held out without --eval-data")
+      ->check(in_range(0, 1, false, true))->capture_default_str();
+  sub->add_option("--seq-len", o->cfg.seq_len, "tokens per packed sequence")->check(in_range(2, 1e7))
       ->capture_default_str();
-  sub->add_option("--seq-len", o->cfg.seq_len, "tokens per packed sequence")->capture_default_str();
   add_common(sub, o->common);
   sub->add_option("--options", o->common.config_file,
                   "read options from a config file (TOML/INI key = value; --config is the model config)");
@@ -194,7 +211,8 @@ void add_pretrain(CLI::App* train) {
     cfg.init_model = o->init_model;
     cfg.data = o->data;
     cfg.eval_data = o->eval_data;
-    finish_training(pretrain(cfg));
+    OutputDir claim = claim_training_out(o->common, "train pretrain");
+    finish_training(pretrain(cfg), claim);
   });
 }
 
@@ -219,7 +237,8 @@ void add_sft(CLI::App* train) {
     cfg.model = o->model;
     cfg.data = o->data;
     cfg.eval_data = o->eval_data;
-    finish_training(sft(cfg));
+    OutputDir claim = claim_training_out(o->common, "train sft");
+    finish_training(sft(cfg), claim);
   });
 }
 
@@ -241,36 +260,40 @@ void add_dpo(CLI::App* train) {
   sub->add_option("--eval-data", o->eval_data, "held-out pairs for eval/rewards/accuracies");
   sub->add_option("--loss-type", o->loss_type, "sigmoid | ipo | hinge | robust")
       ->check(CLI::IsMember({"sigmoid", "ipo", "hinge", "robust"}))->capture_default_str();
-  sub->add_option("--beta", d.beta, "β: strength of the KL anchor to the reference")->capture_default_str();
+  sub->add_option("--beta", d.beta, "β: strength of the KL anchor to the reference")->check(in_range(0, 1e4, true))
+      ->capture_default_str();
   sub->add_option("--label-smoothing", d.label_smoothing, "ε for sigmoid (cDPO) and robust losses")
-      ->capture_default_str();
+      ->check(in_range(0, 0.5, false, true))->capture_default_str();
   sub->add_option("--lambda-reg", d.lambda_reg, "regularized DPO: + λ·Σ‖θ − θ_ref‖² over trainable parameters")
-      ->capture_default_str();
+      ->check(non_negative())->capture_default_str();
   sub->add_option("--filters", o->filters, "data-quality filters: empty, identical, duplicate, over-length")
       ->delimiter(',')->capture_default_str();
   sub->add_option("--min-ref-margin", d.filter.min_ref_margin,
-                  "drop pairs whose |reference log-prob margin| is below this (0 = off)")->capture_default_str();
+                  "drop pairs whose |reference log-prob margin| is below this (0 = off)")
+      ->check(non_negative())->capture_default_str();
   sub->add_option("--behaviours", d.filter.behaviours,
                   "selective: keep harmful-refusal (kind harmless) pairs only of these categories")->delimiter(',');
   sub->add_option("--kinds", d.filter.kinds, "keep only pairs of these kinds")->delimiter(',');
   sub->add_option("--preserve", o->preserve, "capability-preservation data mixed in");
-  sub->add_option("--preserve-weight", d.preserve_weight, "weight of the preservation data")->capture_default_str();
+  sub->add_option("--preserve-weight", d.preserve_weight, "weight of the preservation data")
+      ->check(non_negative())->capture_default_str();
   sub->add_option("--preserve-as", d.preserve_as, "auto | nll | pairs")
       ->check(CLI::IsMember({"auto", "nll", "pairs"}))->capture_default_str();
   sub->add_option("--train-modules", d.train_modules, "train only parameters matching these patterns ('*' wildcard)")
       ->delimiter(',');
   sub->add_option("--train-layers", o->layers, "train only these layers (e.g. 0,1,4-6)")->delimiter(',');
-  sub->add_option("--lora-rank", d.lora.rank, "LoRA rank (0 = full fine-tuning)")->capture_default_str();
-  sub->add_option("--lora-alpha", d.lora.alpha, "LoRA alpha")->capture_default_str();
+  sub->add_option("--lora-rank", d.lora.rank, "LoRA rank (0 = full fine-tuning)")->check(in_range(0, 1e6))
+      ->capture_default_str();
+  sub->add_option("--lora-alpha", d.lora.alpha, "LoRA alpha")->check(positive())->capture_default_str();
   sub->add_option("--lora-targets", d.lora.target_modules, "LoRA target modules (HF leaf names)")
       ->delimiter(',')->capture_default_str();
   sub->add_option("--nll-data", o->nll_data, "capability data for the multi-task NLL term");
   sub->add_option("--rpo-alpha", d.rpo_alpha, "α of + α·NLL of the chosen responses (RPO; beside --nll-data)")
-      ->capture_default_str();
+      ->check(non_negative())->capture_default_str();
   sub->add_option("--nll-weight", d.nll_weight, "weight w of the NLL term (without --nll-data: NLL of chosen)")
-      ->capture_default_str();
+      ->check(non_negative())->capture_default_str();
   sub->add_option("--nll-batch-size", d.nll_batch_size, "NLL sequences per micro-batch (0 = --batch-size)")
-      ->capture_default_str();
+      ->check(in_range(0, 1e9))->capture_default_str();
   sub->add_option("--curriculum", d.curriculum, "none | difficulty | category | margin")
       ->check(CLI::IsMember({"none", "difficulty", "category", "margin"}))->capture_default_str();
   sub->add_option("--curriculum-mode", d.curriculum_mode, "order (sorted each epoch) | ramp (growing pool)")
@@ -278,9 +301,9 @@ void add_dpo(CLI::App* train) {
   sub->add_option("--curriculum-categories", d.curriculum_categories, "category order for --curriculum category")
       ->delimiter(',');
   sub->add_option("--ramp-start", d.ramp_start, "ramp: share of the data available at the start")
-      ->capture_default_str();
+      ->check(in_range(0, 1, true))->capture_default_str();
   sub->add_option("--ramp-fraction", d.ramp_fraction, "ramp: share of training until all data is in")
-      ->capture_default_str();
+      ->check(in_range(0, 1, true))->capture_default_str();
   sub->add_flag("--precompute-ref", d.precompute_ref,
                 "compute reference log-probs once (cached on disk), then free the reference model");
   sub->add_option("--ref-cache", o->ref_cache, "cache folder for reference log-probs "
@@ -302,7 +325,8 @@ void add_dpo(CLI::App* train) {
     cfg.nll_data = o->nll_data;
     cfg.ref_cache = o->ref_cache;
     cfg.train_layers = parse_layers(o->layers);
-    finish_training(train_dpo(cfg));
+    OutputDir claim = claim_training_out(o->common, "train dpo");
+    finish_training(train_dpo(cfg), claim);
   });
 }
 

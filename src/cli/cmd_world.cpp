@@ -4,10 +4,14 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "cli/validators.h"
 #include "core/core.h"
 #include "world/world.h"
 
 namespace atax::cli {
+
+// In cmd_train.cpp: applies a subcommand's --config file (CLI11 2.1 reads them for the main app only).
+
 namespace {
 
 struct WorldGenerateOptions {
@@ -15,6 +19,8 @@ struct WorldGenerateOptions {
   std::string out;
   std::string scale = "default";
   double flip_share = 0;
+  bool force = false;
+  std::string config_file;
 };
 
 void print_summary(const world::WorldManifest& m, const std::string& out) {
@@ -39,20 +45,24 @@ void add_world_commands(CLI::App& app) {
   auto opts = std::make_shared<WorldGenerateOptions>();
   auto* gen = world->add_subcommand("generate", "Generate the toy world into a folder (replaced atomically)");
   gen->add_option("--seed", opts->seed, "random seed; the same seed gives byte-identical files")->capture_default_str();
-  gen->add_option("--out", opts->out, "output folder")->required();
+  gen->add_option("--out", opts->out, "output folder (required)");
   gen->add_option("--scale", opts->scale, "quick (CI), default (the demo) or large")
       ->check(CLI::IsMember(world::world_scales()))
       ->capture_default_str();
   gen->add_option("--flip-share", opts->flip_share, "share of training preference pairs with swapped labels")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(in_range(0, 1))
       ->capture_default_str();
-  add_config_option(gen);
-  gen->callback([opts] {
+  gen->add_flag("--force", opts->force, "write into --out even if it holds something else (it is replaced)");
+  gen->add_option("--config", opts->config_file, "read options from a config file (TOML/INI key = value)");
+  gen->callback([opts, gen] {
+    apply_subcommand_config(gen, opts->config_file, {"out"});
+    OutputDir claim = claim_output_dir(opts->out, "world generate", opts->force);
     world::WorldOptions o;
     o.seed = opts->seed;
     o.scale = opts->scale;
     o.flip_share = opts->flip_share;
     auto m = world::generate_world(o, opts->out);
+    claim.mark_finished({{"seed", o.seed}, {"scale", o.scale}});
     print_summary(m, opts->out);
   });
 

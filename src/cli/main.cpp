@@ -1,6 +1,9 @@
 // The atax program: parses the command line and runs one subcommand.
 #include <cstdio>
 #include <iostream>
+#include <new>
+
+#include <c10/util/Exception.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
@@ -50,6 +53,21 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const atax::Error& e) {
     std::cerr << "atax: error: " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    // LibTorch's message without its C++ stack trace: the first line of what_without_backtrace().
+    std::string msg = e.what_without_backtrace();
+    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+    std::cerr << "atax: error: " << msg << "\nhint: the input does not fit the model or the model files are "
+                                            "inconsistent; check the files and options given\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "atax: error: out of memory\nhint: the job needs more memory than the machine has; lower "
+                 "--batch-size or --max-length, or check the input files for absurd sizes\n";
+    return 2;
+  } catch (const nlohmann::json::exception& e) {
+    std::cerr << "atax: error: unexpected JSON content: " << e.what()
+              << "\nhint: a JSON input has a field of the wrong type or is missing one\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "atax: error: " << e.what() << "\n";

@@ -63,6 +63,62 @@ void commit_dir(const fs::path& tmp_dir, const fs::path& final_dir);
 // A fresh temporary folder beside `final_dir` for building it before commit_dir().
 fs::path staging_dir_for(const fs::path& final_dir);
 
+// ---------------------------------------------------------------------------------------------
+// Output folders: a command writes only into a new folder, an empty one, or one that holds its
+// own earlier output (recognised by the manifest kOutputManifest it writes), and holds a lock for
+// the duration, so a second writer fails at once with the holder's pid.
+// ---------------------------------------------------------------------------------------------
+
+// The manifest an output folder carries: {"atax_output": 1, "command": ..., "pid": ...,
+// "started": ..., "finished": ... }. commit_dir() carries it over to the new folder.
+inline constexpr const char* kOutputManifest = ".atax_output.json";
+
+// An exclusive claim on an output folder: a flock on the lock file beside it
+// ("<parent>/.<name>.atax-lock", holding the owner's pid), released (and the lock file removed)
+// on destruction. Movable, not copyable.
+class OutputDir {
+ public:
+  OutputDir() = default;
+  OutputDir(fs::path dir, fs::path lock_path, int fd, std::string command);
+  OutputDir(OutputDir&& other) noexcept;
+  OutputDir& operator=(OutputDir&& other) noexcept;
+  OutputDir(const OutputDir&) = delete;
+  OutputDir& operator=(const OutputDir&) = delete;
+  ~OutputDir();
+
+  const fs::path& path() const { return dir_; }
+  bool held() const { return fd_ >= 0; }
+  // Records the command's success in the folder's manifest (creating the folder if need be).
+  void mark_finished(const json& extra = json::object());
+  // Releases the lock now (idempotent). A folder this claim created that the command never
+  // finished and that holds nothing but the manifest is removed: a failed command leaves nothing.
+  void release();
+  void set_created(bool created) { created_ = created; }
+
+ private:
+  fs::path dir_, lock_path_;
+  int fd_ = -1;
+  std::string command_;
+  bool created_ = false, finished_ = false;
+};
+
+// Claims `dir` as the output folder of `command` (e.g. "train dpo", "world generate"). Accepts a
+// missing folder, an empty one, or one whose manifest names the same command; anything else (a
+// file, another command's output, a folder of unknown files) fails with Error naming the folder
+// and --force, unless `force`. Fails at once, naming the holder's pid, while another process holds
+// the claim. Creates the folder, writes its manifest and cleans the staging folders that killed
+// runs left beside it. `option` names the command's option in messages.
+OutputDir claim_output_dir(const fs::path& dir, const std::string& command, bool force,
+                           const std::string& option = "--out");
+
+// Bytes of memory the machine can still give (MemAvailable of /proc/meminfo, capped by
+// RLIMIT_AS); -1 when unknown.
+int64_t available_memory_bytes();
+
+// Fails with Error naming `what`, the need in GiB and what is available when `bytes` exceeds the
+// memory available_memory_bytes() reports; `hint` says how to need less.
+void check_memory_need(int64_t bytes, const std::string& what, const std::string& hint);
+
 // Reads a possibly gzip-compressed file (by magic bytes) into memory.
 std::string read_maybe_gzip(const fs::path& path);
 
@@ -125,22 +181,42 @@ class CsvTable {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Creativity constraints
+// ---------------------------------------------------------------------------------------------
+
+// For each of `constraints` ([{type, value}]), whether `response` meets it. Types: include_word,
+// exclude_word (case-insensitive whole words or phrases), max_words, min_words (whitespace-split
+// words), starts_with, ends_with (case-insensitive, after trimming; ends_with also ignores trailing
+// . ! ? quotes when the value has none). The one definition: the evaluator's constraints_met and the
+// world generator both use it. Error for an unknown type or a malformed constraint.
+std::vector<bool> check_constraints(std::string_view response, const json& constraints);
+
+// ---------------------------------------------------------------------------------------------
+// Sharding
+// ---------------------------------------------------------------------------------------------
+
+// The contiguous share [begin, end) of n items that shard `index` of `count` takes: the first
+// n % count shards take one item more; the shards in order concatenate to 0..n. The one shard
+// arithmetic of the project (dist's ranks, evaluation shards). Error for count < 1, index
+// outside [0, count) or n < 0.
+std::pair<int64_t, int64_t> shard_range(int64_t n, int index, int count);
+
+// ---------------------------------------------------------------------------------------------
 // Hashing
 // ---------------------------------------------------------------------------------------------
 
 class Sha256 {
  public:
   Sha256();
+  ~Sha256();
+  Sha256(const Sha256& other);
+  Sha256& operator=(const Sha256& other);
   Sha256& update(std::string_view data);
   Sha256& update(const void* data, size_t n);
   std::string hex_digest();  // finalises; call once
 
  private:
-  void block(const uint8_t* p);
-  uint32_t h_[8];
-  uint8_t buf_[64];
-  size_t buf_len_ = 0;
-  uint64_t total_ = 0;
+  void* ctx_ = nullptr;  // OpenSSL EVP_MD_CTX (SHA-NI where the CPU has it: 9.4x the portable code, bench/sha256)
 };
 
 std::string sha256_hex(std::string_view data);
@@ -265,8 +341,11 @@ class LanguageModel {
   virtual std::vector<std::string> generate_until(const std::vector<GenerateRequest>& reqs) = 0;
   // Renders a conversation with the model's chat template, ending with the assistant's turn open.
   virtual std::string apply_chat_template(const std::vector<ChatMessage>& messages) const = 0;
-  // A stable hash of the weights and tokenizer (the request cache's key).
+  // The model's identity: a stable hash of its weights, config and tokenizer files.
   virtual std::string content_hash() const = 0;
+  // Every setting besides the identity that can change an answer (dtype, device kind, context
+  // length, chat template); the request cache keys on both (see request_model_key in eval.h).
+  virtual json runtime_settings() const { return json::object(); }
   virtual std::string name() const = 0;
   // Number of tokens of `text` (for length-sorting requests).
   virtual int64_t count_tokens(const std::string& text) const = 0;

@@ -1,5 +1,6 @@
 // Files, JSON, JSON lines and errors.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -99,9 +100,41 @@ json read_json(const fs::path& path) {
   }
 }
 
+// Removes the staging and parked-old folders ("."<name>".tmp.<pid>.<n>", "."<name>".old.tmp.<pid>.<n>")
+// beside `final_dir` whose process no longer runs: the leftovers of killed runs.
+void remove_stale_staging(const fs::path& final_dir) {
+  fs::path p = final_dir;
+  if (p.filename().empty()) p = p.parent_path();
+  const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  const std::string name = p.filename().string();
+  std::error_code ec;
+  if (name.empty() || !fs::is_directory(parent, ec)) return;
+  for (const std::string& prefix : {"." + name + ".tmp.", "." + name + ".old.tmp."}) {
+    for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string entry = it->path().filename().string();
+      if (!starts_with(entry, prefix)) continue;
+      const std::string rest = entry.substr(prefix.size());
+      const size_t dot = rest.find('.');
+      if (dot == 0 || dot == std::string::npos) continue;
+      long long pid = 0;
+      try {
+        pid = std::stoll(rest.substr(0, dot));
+      } catch (const std::exception&) {
+        continue;
+      }
+      if (pid <= 0 || pid == ::getpid()) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running (or not ours)
+      std::error_code rm;
+      fs::remove_all(it->path(), rm);
+      if (!rm) log_info("removed " + it->path().string() + ", left by a run that was stopped");
+    }
+  }
+}
+
 fs::path staging_dir_for(const fs::path& final_dir) {
   fs::path p = final_dir;
   if (p.filename().empty()) p = p.parent_path();
+  remove_stale_staging(p);
   fs::path staging = p.parent_path() / ("." + p.filename().string() + tmp_suffix());
   fs::create_directories(staging);
   return staging;
@@ -113,6 +146,9 @@ void commit_dir(const fs::path& tmp_dir, const fs::path& final_dir) {
   std::error_code ec;
   fs::path old;
   if (fs::exists(target, ec)) {
+    // The folder's output manifest (claim_output_dir) stays with the folder.
+    if (fs::is_regular_file(target / kOutputManifest, ec) && !fs::exists(tmp_dir / kOutputManifest, ec))
+      fs::copy_file(target / kOutputManifest, tmp_dir / kOutputManifest, ec);
     old = target.parent_path() / ("." + target.filename().string() + ".old" + tmp_suffix());
     fs::rename(target, old, ec);
     if (ec) throw Error("cannot move the old folder aside: " + ec.message(), target.string());

@@ -230,8 +230,7 @@ class GradSync {
 // Sharding
 // ---------------------------------------------------------------------------------------------
 
-// The contiguous share [begin, end) of n items that `rank` of `world` takes: the first n % world
-// ranks take one item more. Concatenating the shards in rank order gives 0..n.
+// atax::shard_range (core.h) of `rank` of `world`: the one shard arithmetic of the project.
 std::pair<int64_t, int64_t> shard_range(int64_t n, int rank, int world);
 // shard_range for the process-wide context.
 std::pair<int64_t, int64_t> my_shard(int64_t n);

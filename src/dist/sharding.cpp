@@ -5,15 +5,7 @@
 
 namespace atax::dist {
 
-std::pair<int64_t, int64_t> shard_range(int64_t n, int rank, int world) {
-  TORCH_CHECK(world >= 1, "shard_range: world ", world, " < 1");
-  TORCH_CHECK(rank >= 0 && rank < world, "shard_range: rank ", rank, " outside [0, ", world, ")");
-  TORCH_CHECK(n >= 0, "shard_range: negative count ", n);
-  const int64_t base = n / world, extra = n % world;
-  const int64_t begin = rank * base + std::min<int64_t>(rank, extra);
-  const int64_t end = begin + base + (rank < extra ? 1 : 0);
-  return {begin, end};
-}
+std::pair<int64_t, int64_t> shard_range(int64_t n, int rank, int world) { return atax::shard_range(n, rank, world); }
 
 std::pair<int64_t, int64_t> my_shard(int64_t n) {
   Context& ctx = context();

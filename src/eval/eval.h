@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "core/core.h"
-#include "eval/refusal.h"
-#include "eval/sandbox.h"
+#include "refusal/refusal.h"
+#include "sandbox/sandbox.h"
 #if __has_include("eval/judge.h")
 #include "eval/judge.h"
 #endif
@@ -149,7 +149,8 @@ struct MetricSpec {
 struct TaskSpec {
   std::string name;
   int version = 0;
-  std::string group;  // "capability" | "safety" (from the file, else the folder name)
+  std::string group;           // the file's "category": capability | safety | diagnostic
+  std::string primary_metric;  // "acc" or "exact_match,flexible-extract": what the tax reads
   std::string description_text;  // human description ("about")
   fs::path file;
   json raw;  // the file as read
@@ -259,6 +260,11 @@ std::string gsm8k_flexible_extract(const std::string& text);
 // ignore_punctuation (ASCII punctuation removed).
 std::string normalize_for_match(std::string s, const json& options);
 
+// The metrics a task of output type `t` may name (the metric registry, metric_registry.cpp).
+std::vector<std::string> metrics_for(OutputType t);
+// True for metrics that are a share of prompts (refusal_rate, compliance_rate).
+bool metric_is_rate(const std::string& metric);
+
 // Share of `constraints` ([{type, value}]) that `response` meets. Types: include_word,
 // exclude_word (case-insensitive whole words or phrases), max_words, min_words (whitespace-split
 // words), starts_with, ends_with (case-insensitive, after trimming whitespace; ends_with also
@@ -318,7 +324,9 @@ struct EvalOptions {
   int64_t limit = 0;           // first N docs per task (per breakdown group if any); 0 = all
   int num_fewshot = -1;        // -1 = each task's default
   int64_t batch_size = 16;     // requests per model call
-  bool chat = false;           // prompts through model.apply_chat_template([{user, prompt}])
+  bool chat = false;           // prompts through the model's chat template (lm-eval's --apply_chat_template)
+  std::string system_instruction;     // with chat: a system turn first (lm-eval's --system_instruction)
+  bool fewshot_as_multiturn = false;  // with chat: each few-shot example as a user/assistant pair
   fs::path data_dir;           // ${ATAX_DATA} and the base of relative dataset paths
   uint64_t seed = 1234;        // few-shot sampling, generation sampling, bootstrap
   fs::path cache_path;         // empty = no cache
@@ -340,6 +348,11 @@ struct EvalOptions {
 
 struct MetricResult {
   std::string name;             // "acc", "exact_match", "over_refusal_rate/homonyms", ...
+  std::string metric;           // the registry's metric it computes ("refusal_rate" for "over_refusal_rate")
+  bool rate = false;            // a share of prompts (its change is reported in percentage points)
+  // The mean score of a uniform guesser over the same items (multiple choice: the share of gold
+  // options; generation and code: 0); nullopt where chance is not defined (rates, bias scores).
+  std::optional<double> chance;
   std::string filter = "none";  // the filter it was computed after
   double value = 0;
   double stderr_ = 0;
@@ -359,12 +372,17 @@ struct TaskResult {
   std::string task;    // "mmlu" or, for a breakdown, "mmlu/abstract_algebra"
   std::string parent;  // "" or the task this breaks down
   int version = 0;
-  std::string group;
+  std::string group;           // the task's category: capability | safety | diagnostic
+  std::string primary_metric;  // the metric key the tax reads ("acc", "exact_match,flexible-extract")
   json config;         // the task file plus what was resolved (paths, files, few-shot, chat)
   int64_t n_original = 0, n_effective = 0;
   std::vector<MetricResult> metrics;
   std::vector<json> samples;  // per item, when log_samples
   const MetricResult* find(const std::string& name, const std::string& filter = "none") const;
+  // By results key: "acc" (filter none) or "exact_match,flexible-extract".
+  const MetricResult* find_key(const std::string& key) const;
+  // The primary metric's result; nullptr when the task declares none or it was not reported.
+  const MetricResult* primary() const;
 };
 
 struct EvalResults {

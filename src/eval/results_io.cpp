@@ -25,6 +25,7 @@ json results_to_json(const EvalResults& r) {
   json doc;
   json results = json::object(), versions = json::object(), configs = json::object(), nsamples = json::object();
   json hib = json::object(), methods = json::object(), items = json::object(), subtasks = json::object();
+  json info = json::object();
   for (const auto& t : r.tasks) {
     json res = {{"alias", t.task}, {"n", t.n_effective}};
     json h = json::object(), meth = json::object(), it = json::object();
@@ -33,6 +34,9 @@ json results_to_json(const EvalResults& r) {
       res[m.stderr_key()] = finite_or_null(m.stderr_);
       h[m.name] = m.higher_is_better;
       meth[m.key()] = m.stderr_method;
+      json mi = {{"metric", m.metric}, {"rate", m.rate}};
+      if (m.chance) mi["chance"] = *m.chance;
+      info[t.task][m.key()] = mi;
       json scores = json::array();
       for (double v : m.scores) scores.push_back(finite_or_null(v));
       it[m.key()] = {{"doc_ids", m.doc_ids}, {"scores", scores}};
@@ -54,6 +58,7 @@ json results_to_json(const EvalResults& r) {
   doc["n-samples"] = nsamples;
   doc["higher_is_better"] = hib;
   doc["stderr_methods"] = methods;
+  doc["metric_info"] = info;  // per task and metric key: the registry metric, rate or not, chance level
   doc["model"] = {{"name", r.model_name}, {"content_hash", r.model_hash}};
   doc["model_name"] = r.model_name;
   doc["model_content_hash"] = r.model_hash;
@@ -104,7 +109,9 @@ EvalResults results_from_json(const json& doc, const std::string& file) {
     const json& ns = section("n-samples", task);
     t.n_original = ns.value("original", int64_t{0});
     t.n_effective = ns.value("effective", res.value("n", int64_t{0}));
-    t.group = t.config.value("group", "");
+    t.group = t.config.value("category", t.config.value("group", ""));
+    t.primary_metric = t.config.value("primary_metric", "");
+    const json& info = section("metric_info", task);
     const json& hib = section("higher_is_better", task);
     const json& meth = section("stderr_methods", task);
     const json& items = section("item_scores", task);
@@ -119,6 +126,12 @@ EvalResults results_from_json(const json& doc, const std::string& file) {
       mr.stderr_ = number_or_nan(res.value(mr.stderr_key(), json(nullptr)));
       mr.higher_is_better = hib.value(name, true);
       mr.stderr_method = meth.value(mr.key(), std::string("mean"));
+      if (info.contains(mr.key()) && info[mr.key()].is_object()) {
+        const json& mi = info[mr.key()];
+        mr.metric = mi.value("metric", std::string());
+        mr.rate = mi.value("rate", false);
+        if (mi.contains("chance") && mi["chance"].is_number()) mr.chance = mi["chance"].get<double>();
+      }
       if (items.contains(mr.key())) {
         const json& is = items[mr.key()];
         if (!is.contains("doc_ids") || !is.contains("scores") || is["doc_ids"].size() != is["scores"].size())

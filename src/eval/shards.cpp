@@ -133,6 +133,7 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
     t.parent = have[0]->parent;
     t.version = have[0]->version;
     t.group = have[0]->group;
+    t.primary_metric = have[0]->primary_metric;
     t.config = have[0]->config;
     t.n_original = have[0]->n_original;
     std::vector<std::vector<std::string>> metric_lists, note_lists;
@@ -152,6 +153,8 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
       MetricResult m;
       std::vector<double> draws;
       bool any = false;
+      double chance_sum = 0;
+      int64_t chance_n = 0;
       for (const TaskResult* h : have) {
         const MetricResult* pm = nullptr;
         for (const auto& x : h->metrics)
@@ -162,7 +165,13 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
           m.filter = pm->filter;
           m.higher_is_better = pm->higher_is_better;
           m.stderr_method = pm->stderr_method;
+          m.metric = pm->metric;
+          m.rate = pm->rate;
           any = true;
+        }
+        if (pm->chance) {
+          chance_sum += *pm->chance * static_cast<double>(pm->scores.size());
+          chance_n += static_cast<int64_t>(pm->scores.size());
         }
         if (pm->scores.empty() && pm->undefined_at.empty())
           throw Error(name + " " + key + " has no per-item scores in one of the shards", {},
@@ -178,16 +187,13 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
         m.scores.insert(m.scores.end(), pm->scores.begin(), pm->scores.end());
       }
       if (m.scores.empty()) continue;  // only items without a value: not reported, as in one process
-      const MeanStderr ms = mean_stderr(m.scores);
-      m.value = ms.mean;
-      m.stderr_ = ms.stderr_;
-      if (m.stderr_method == "bootstrap") {
-        if (!first.settings.contains("seed") || !first.settings.contains("bootstrap_iters"))
-          throw Error(name + " " + key + ": a bootstrap standard error needs settings.seed and settings.bootstrap_iters",
-                      {}, hint);
-        m.stderr_ = bootstrap_stderr(draws, eval_detail::nanmean, first.settings["bootstrap_iters"].get<int>(),
-                                     eval_detail::seed_for(first.settings["seed"].get<uint64_t>(), name + "|" + key));
-      }
+      if (m.stderr_method == "bootstrap" && (!first.settings.contains("seed") || !first.settings.contains("bootstrap_iters")))
+        throw Error(name + " " + key + ": a bootstrap standard error needs settings.seed and settings.bootstrap_iters", {},
+                    hint);
+      // Chance over the merged items: the item-weighted mean of the shards' chance levels.
+      if (chance_n == static_cast<int64_t>(m.scores.size())) m.chance = eval_detail::round_chance(chance_sum / static_cast<double>(chance_n));
+      eval_detail::finish_metric(m, draws, first.settings.value("bootstrap_iters", 0),
+                                 first.settings.value("seed", uint64_t{0}), name);
       reported.insert(key);
       t.metrics.push_back(std::move(m));
     }

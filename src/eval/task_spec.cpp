@@ -11,10 +11,6 @@
 namespace atax {
 namespace {
 
-const std::set<std::string> kMcMetrics = {"acc", "acc_norm", "mc2", "bbq_bias_ambig", "bbq_bias_disambig"};
-const std::set<std::string> kGenMetrics = {"exact_match", "constraints_met"};
-const std::set<std::string> kCodeMetrics = {"pass@1", "pass@k"};
-const std::set<std::string> kRefusalMetrics = {"refusal_rate", "compliance_rate"};
 
 [[noreturn]] void bad(const fs::path& file, const std::string& what, const std::string& hint = {}) {
   throw Error(what, file.string(), hint.empty() ? "see tasks/README.md for the task file schema" : hint);
@@ -111,7 +107,7 @@ std::string render_template(const std::string& tmpl, const json& fields, const s
 }
 
 TaskSpec parse_task_spec(const json& j, const fs::path& file) {
-  check_keys(j, {"name", "version", "group", "about", "dataset", "output_type", "prompt", "choices", "fewshot",
+  check_keys(j, {"name", "version", "category", "primary_metric", "group", "about", "dataset", "output_type", "prompt", "choices", "fewshot",
                  "generation", "code", "filters", "metrics", "breakdown_by"},
              "the task", file);
   TaskSpec t;
@@ -122,8 +118,13 @@ TaskSpec parse_task_spec(const json& j, const fs::path& file) {
   if (t.name.find_first_of("/, \t") != std::string::npos) bad(file, "task name \"" + t.name + "\" may not contain '/', ',' or spaces");
   if (!j.contains("version") || !j["version"].is_number_integer()) bad(file, "missing integer \"version\"");
   t.version = j["version"];
-  t.group = get_or<std::string>(j, "group", "", "task", file);
-  if (t.group.empty()) t.group = file.parent_path().filename().string();
+  // The category decides where the tax reads the task (capability: the mean capability tax;
+  // safety: the safety changes; diagnostic: reported, never taxed). "group" is its older name.
+  if (j.contains("category") && j.contains("group")) bad(file, "both \"category\" and its older name \"group\"");
+  t.group = get_or<std::string>(j, j.contains("category") ? "category" : "group", "", "task", file);
+  if (t.group.empty()) bad(file, "missing \"category\"", "add \"category\": \"capability\" | \"safety\" | \"diagnostic\"");
+  if (t.group != "capability" && t.group != "safety" && t.group != "diagnostic")
+    bad(file, "category \"" + t.group + "\" is not capability, safety or diagnostic");
   t.description_text = get_or<std::string>(j, "about", "", "task", file);
 
   if (!j.contains("dataset")) bad(file, "missing \"dataset\"");
@@ -238,10 +239,8 @@ TaskSpec parse_task_spec(const json& j, const fs::path& file) {
   }
 
   if (!j.contains("metrics") || !j["metrics"].is_array() || j["metrics"].empty()) bad(file, "missing \"metrics\"");
-  const std::set<std::string>& allowed = t.output_type == OutputType::kMultipleChoice ? kMcMetrics
-                                         : t.output_type == OutputType::kGenerateUntil ? kGenMetrics
-                                         : t.output_type == OutputType::kCodeExecution ? kCodeMetrics
-                                                                                       : kRefusalMetrics;
+  const std::vector<std::string> allowed_list = metrics_for(t.output_type);  // the metric registry
+  const std::set<std::string> allowed(allowed_list.begin(), allowed_list.end());
   std::set<std::string> names;
   for (const auto& mj : j["metrics"]) {
     check_keys(mj, {"metric", "name", "filter", "filters", "choice_set", "where", "group_by", "higher_is_better",
@@ -285,6 +284,22 @@ TaskSpec parse_task_spec(const json& j, const fs::path& file) {
     }
   }
   t.breakdown_by = get_or<std::string>(j, "breakdown_by", "", "task", file);
+  // The primary metric: the one number the tax and every table read for this task, "name" (filter
+  // none) or "name,filter" as results files key it.
+  t.primary_metric = get_or<std::string>(j, "primary_metric", "", "task", file);
+  if (t.primary_metric.empty())
+    bad(file, "missing \"primary_metric\"", "name the metric the tax reads, e.g. \"acc\" or \"exact_match,flexible-extract\"");
+  {
+    std::vector<std::string> keys;
+    bool found = false;
+    for (const auto& m : t.metrics) {
+      if (!m.group_by.empty()) continue;
+      std::string k = m.filter == "none" ? m.name : m.name + "," + m.filter;
+      keys.push_back(k);
+      found |= k == t.primary_metric;
+    }
+    if (!found) bad(file, "primary_metric \"" + t.primary_metric + "\" is not one of the task's metrics", "one of: " + join(keys, ", "));
+  }
   return t;
 }
 

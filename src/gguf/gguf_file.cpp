@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -397,6 +398,22 @@ void GgufFile::parse() {
                               t.name, type_traits(static_cast<uint32_t>(t.type))->name, t.n_bytes, t.offset,
                               data_size),
                   name_, "the file is truncated (an interrupted download?); download or convert it again");
+  }
+  // No two tensors may share bytes (the safetensors reader's rule too): sorted by offset, each
+  // one ends before the next begins. Zero-byte tensors overlap nothing.
+  std::vector<const TensorInfo*> by_offset;
+  by_offset.reserve(tensors_.size());
+  for (const TensorInfo& t : tensors_)
+    if (t.n_bytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const TensorInfo& a = *by_offset[i - 1];
+    const TensorInfo& b = *by_offset[i];
+    if (a.offset + a.n_bytes > b.offset)
+      throw Error(fmt::format("tensors '{}' (bytes {}..{} of the data section) and '{}' (from byte {}) overlap",
+                              a.name, a.offset, a.offset + a.n_bytes, b.name, b.offset),
+                  name_, kHintRedownload);
   }
 }
 

@@ -439,6 +439,21 @@ Shape read_shape(const GgufFile& f) {
                 "atax runs dense Llama-family models");
   s.n_embd = require_int(f, key("embedding_length"));
   s.n_layer = require_int(f, key("block_count"));
+  {  // before anything is sized by it: the file's blk.N tensors decide how many layers there are
+    int64_t found = 0;
+    for (const auto& t : f.tensors()) {
+      if (!starts_with(t.name, "blk.")) continue;
+      size_t dot = t.name.find('.', 4);
+      std::string n = dot == std::string::npos ? "" : t.name.substr(4, dot - 4);
+      if (!n.empty() && n.size() < 10 && std::all_of(n.begin(), n.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        found = std::max<int64_t>(found, std::stoll(n) + 1);
+    }
+    // More blocks than the metadata says: hf_tensor_plan names the stray tensor.
+    if (found < s.n_layer)
+      throw Error(fmt::format("metadata '{}' = {}, but the file holds tensors of {} blocks", key("block_count"),
+                              s.n_layer, found),
+                  f.name(), kHintReconvert);
+  }
   s.n_ff = require_int(f, key("feed_forward_length"));
   s.n_head = require_int(f, key("attention.head_count"));
   s.n_head_kv = f.get_int(key("attention.head_count_kv")).value_or(s.n_head);

@@ -1,5 +1,7 @@
-// The decoder networks: Llama family (RMSNorm, RoPE, SwiGLU, GQA) and GPT-2 (learned positions,
-// LayerNorm, GELU, Conv1D layout). Parameters live under their Hugging Face names.
+// The decoder networks: Llama family (RMSNorm, RoPE, SwiGLU, GQA) with its relatives (Mistral,
+// Qwen2/3, Gemma-2/3, OLMo-2, Phi-3: see ModelConfig's family fields) and GPT-2 (learned
+// positions, LayerNorm, GELU, Conv1D layout). Parameters live under their Hugging Face names.
+// The forward pass is embed -> layers -> final norm (hidden_states) -> lm_head.
 //
 // Shape legend: B batch, T new positions, S = cached + new positions, C hidden, H query heads,
 // Hkv key/value heads, D head dim, V vocab, F MLP size, r LoRA rank.
@@ -7,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "model/attention.h"
 #include "model/model.h"
 
 namespace atax {
@@ -44,19 +47,30 @@ struct Linear {
 };
 
 struct Layer {
-  // Llama: attn_norm = input_layernorm, mlp_norm = post_attention_layernorm.
-  // GPT-2: attn_norm = ln_1, mlp_norm = ln_2 (with biases).
-  torch::Tensor attn_norm_w, attn_norm_b, mlp_norm_w, mlp_norm_b;
+  // Norms by where they act (undefined when the family has none there):
+  //   attn_norm: on x before attention   (Llama/Gemma input_layernorm; GPT-2 ln_1)
+  //   attn_out_norm: on attention's output (Gemma/OLMo-2 post_attention_layernorm)
+  //   mlp_norm: on x before the MLP       (Llama post_attention_layernorm; Gemma
+  //             pre_feedforward_layernorm; GPT-2 ln_2)
+  //   mlp_out_norm: on the MLP's output    (Gemma/OLMo-2 post_feedforward_layernorm)
+  torch::Tensor attn_norm_w, attn_norm_b, mlp_norm_w, mlp_norm_b, attn_out_norm_w, mlp_out_norm_w;
+  torch::Tensor q_norm_w, k_norm_w;  // (D) per head or (H·D)/(Hkv·D) over the projection
   Linear q, k, v, o;          // Llama
+  Linear qkv;                 // Phi-3 fused q|k|v (rows H·D, Hkv·D, Hkv·D)
   Linear c_attn;              // GPT-2 fused qkv
   Linear gate, up, down;      // Llama MLP (GPT-2: up = c_fc, down = c_proj)
+  Linear gate_up;             // Phi-3 fused gate|up (rows F, F)
 };
 
-torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+// RMSNorm in float32; Gemma scales by (1 + w) in float32, Llama by w in the input's dtype.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps, bool unit_offset = false) {
   auto xf = x.to(torch::kFloat32);
   auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  if (unit_offset) return (y * (1.0 + w.to(torch::kFloat32))).to(x.scalar_type());
   return w * y.to(x.scalar_type());
 }
+
+torch::Tensor softcap(const torch::Tensor& x, double cap) { return torch::tanh(x / cap) * cap; }
 
 torch::Tensor activation(const torch::Tensor& x, const std::string& act) {
   if (act == "silu") return torch::silu(x);
@@ -79,7 +93,9 @@ struct CausalLmImpl::Impl {
   std::vector<Layer> layers;
   torch::Tensor norm_w, norm_b;  // final norm
   torch::Tensor lm_head_w;       // (V, C); undefined when tied
-  torch::Tensor inv_freq;        // (D/2) float32
+  torch::Tensor inv_freq;        // (Dr/2) float32, Dr = rotary dim (longrope: the short factors)
+  torch::Tensor inv_freq_long;   // longrope: with the long factors
+  torch::Tensor inv_freq_local;  // Gemma-3 sliding layers (own base, no scaling)
   std::map<std::string, torch::Tensor> params;  // HF name -> parameter (shared storage)
   bool has_lora = false;
 
@@ -89,7 +105,8 @@ struct CausalLmImpl::Impl {
       if (cfg.arch == Arch::kGpt2) {
         out.insert(out.end(), {&l.c_attn, &l.o, &l.up, &l.down});
       } else {
-        out.insert(out.end(), {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down});
+        for (Linear* x : {&l.q, &l.k, &l.v, &l.qkv, &l.o, &l.gate, &l.up, &l.gate_up, &l.down})
+          if (x->weight.defined()) out.push_back(x);
       }
     }
     return out;
@@ -159,31 +176,70 @@ CausalLmImpl::CausalLmImpl(ModelConfig config) : impl_(std::make_shared<Impl>())
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
       std::string p = fmt::format("model.layers.{}.", i);
       Layer l;
-      l.attn_norm_w = add(p + "input_layernorm.weight", {C});
-      l.q = linear(p + "self_attn.q_proj", C, H * D, c.attention_bias, false);
-      l.k = linear(p + "self_attn.k_proj", C, Hkv * D, c.attention_bias, false);
-      l.v = linear(p + "self_attn.v_proj", C, Hkv * D, c.attention_bias, false);
+      switch (c.norm_placement) {
+        case NormPlacement::kPre:
+          l.attn_norm_w = add(p + "input_layernorm.weight", {C});
+          l.mlp_norm_w = add(p + "post_attention_layernorm.weight", {C});
+          break;
+        case NormPlacement::kSandwich:
+          l.attn_norm_w = add(p + "input_layernorm.weight", {C});
+          l.attn_out_norm_w = add(p + "post_attention_layernorm.weight", {C});
+          l.mlp_norm_w = add(p + "pre_feedforward_layernorm.weight", {C});
+          l.mlp_out_norm_w = add(p + "post_feedforward_layernorm.weight", {C});
+          break;
+        case NormPlacement::kPost:
+          l.attn_out_norm_w = add(p + "post_attention_layernorm.weight", {C});
+          l.mlp_out_norm_w = add(p + "post_feedforward_layernorm.weight", {C});
+          break;
+      }
+      if (c.fused_projections) {
+        l.qkv = linear(p + "self_attn.qkv_proj", C, (H + 2 * Hkv) * D, c.attention_bias, false);
+      } else {
+        l.q = linear(p + "self_attn.q_proj", C, H * D, c.attention_bias, false);
+        l.k = linear(p + "self_attn.k_proj", C, Hkv * D, c.attention_bias, false);
+        l.v = linear(p + "self_attn.v_proj", C, Hkv * D, c.attention_bias, false);
+      }
       l.o = linear(p + "self_attn.o_proj", H * D, C, false, false);
-      l.mlp_norm_w = add(p + "post_attention_layernorm.weight", {C});
-      l.gate = linear(p + "mlp.gate_proj", C, F, c.mlp_bias, false);
-      l.up = linear(p + "mlp.up_proj", C, F, c.mlp_bias, false);
+      if (c.qk_norm != QkNorm::kNone) {
+        const bool full = c.qk_norm == QkNorm::kFull;
+        l.q_norm_w = add(p + "self_attn.q_norm.weight", {full ? H * D : D});
+        l.k_norm_w = add(p + "self_attn.k_norm.weight", {full ? Hkv * D : D});
+      }
+      if (c.fused_projections) {
+        l.gate_up = linear(p + "mlp.gate_up_proj", C, 2 * F, c.mlp_bias, false);
+      } else {
+        l.gate = linear(p + "mlp.gate_proj", C, F, c.mlp_bias, false);
+        l.up = linear(p + "mlp.up_proj", C, F, c.mlp_bias, false);
+      }
       l.down = linear(p + "mlp.down_proj", F, C, c.mlp_bias, false);
       m.layers.push_back(std::move(l));
     }
     m.norm_w = add("model.norm.weight", {C});
-    auto inv = 1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kFloat64) / double(D));
-    m.inv_freq = inv.to(torch::kFloat32);
-    if (c.rope_scaling.type == "llama3") m.inv_freq = llama3_inv_freq(c, m.inv_freq);
-    if (c.rope_scaling.type == "linear") m.inv_freq = m.inv_freq / c.rope_scaling.factor;
+    // RoPE frequencies over the rotary dims Dr (all of D unless partial_rotary_factor < 1).
+    const int64_t Dr = c.rotary_dim();
+    auto base_freq = [&](double theta) {
+      return (1.0 / torch::pow(theta, torch::arange(0, Dr, 2, torch::kFloat64) / double(Dr))).to(torch::kFloat32);
+    };
+    m.inv_freq = base_freq(c.rope_theta);
+    const auto& rs = c.rope_scaling;
+    if (rs.type == "llama3") m.inv_freq = llama3_inv_freq(c, m.inv_freq);
+    if (rs.type == "linear") m.inv_freq = m.inv_freq / rs.factor;
+    if (rs.type == "longrope") {
+      auto to_t = [](const std::vector<double>& f) { return torch::tensor(f, torch::kFloat64).to(torch::kFloat32); };
+      auto base = m.inv_freq.clone();
+      m.inv_freq = base / to_t(rs.short_factor);
+      m.inv_freq_long = register_buffer("inv_freq_long", base / to_t(rs.long_factor));
+    }
+    if (c.rope_local_theta > 0) m.inv_freq_local = register_buffer("inv_freq_local", base_freq(c.rope_local_theta));
     m.inv_freq = register_buffer("inv_freq", m.inv_freq);
   }
   if (!c.tie_word_embeddings) m.lm_head_w = add("lm_head.weight", {V, C});
-  // Default init (GPT-2 / Llama style): normal(0, 0.02) for matrices, ones for norm weights,
-  // zeros for biases. Checkpoint loading overwrites all of it.
+  // Default init (GPT-2 / Llama style): normal(0, 0.02) for matrices, ones for norm weights
+  // (zeros where the norm scales by 1 + w), zeros for biases. Checkpoint loading overwrites all of it.
   torch::NoGradGuard ng;
   for (auto& [name, t] : m.params) {
     if (ends_with(name, "bias")) t.zero_();
-    else if (t.dim() == 1) t.fill_(1.0);
+    else if (t.dim() == 1) t.fill_(c.norm_unit_offset ? 0.0 : 1.0);
     else t.normal_(0.0, 0.02);
   }
 }
@@ -222,23 +278,54 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
   if (attention_mask.defined()) allowed = allowed & attention_mask.to(torch::kBool).view({B, 1, 1, S});
   const float neg = -1e30f;
   auto add_mask = torch::where(allowed, torch::zeros({1}, opts_f), torch::full({1}, neg, opts_f));  // (B|1,1,T,S)
+  // Sliding-window layers also hide keys at or before query - window (HF: kv > q - window).
+  torch::Tensor add_mask_sliding;
+  if (!c.sliding_layers.empty()) {
+    auto near = (kj > qi - c.sliding_window).unsqueeze(0).unsqueeze(0);  // (1,1,T,S)
+    add_mask_sliding = torch::where(allowed & near, torch::zeros({1}, opts_f), torch::full({1}, neg, opts_f));
+  }
 
   torch::Tensor x;
   if (c.arch == Arch::kGpt2) {
     x = torch::embedding(m.embed, input_ids) + torch::embedding(m.pos_embed, pos);
   } else {
     x = torch::embedding(m.embed, input_ids);
+    // Gemma: × √C, the factor rounded to the hidden dtype as HF does.
+    if (c.scale_embeddings)
+      x = x * torch::tensor(std::sqrt(static_cast<double>(c.hidden_size)), x.options()).to(x.scalar_type());
   }
-  torch::Tensor cos, sin;
+  // cos/sin (B,1,T,Dr) for the global layers and, with a local base, for the sliding ones.
+  torch::Tensor cos, sin, cos_local, sin_local;
   if (c.arch == Arch::kLlama) {
-    auto freqs = pos.to(torch::kFloat32).unsqueeze(-1) * m.inv_freq.to(dev).view({1, 1, -1});  // (B,T,D/2)
-    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);                                   // (B,1,T,D)
-    cos = emb.cos().to(x.scalar_type());
-    sin = emb.sin().to(x.scalar_type());
+    auto tables = [&](const torch::Tensor& inv_freq, double attention_scale) {
+      auto freqs = pos.to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(dev).view({1, 1, -1});  // (B,T,Dr/2)
+      auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);                                  // (B,1,T,Dr)
+      return std::make_pair((emb.cos() * attention_scale).to(x.scalar_type()),
+                            (emb.sin() * attention_scale).to(x.scalar_type()));
+    };
+    torch::Tensor inv = m.inv_freq;
+    double att = 1.0;
+    if (c.rope_scaling.type == "longrope") {
+      // Phi-3: the long factors once the sequence runs past the pretrained context.
+      const int64_t seq_len = pos.numel() ? pos.max().item<int64_t>() + 1 : 0;
+      if (seq_len > c.rope_scaling.original_max_position_embeddings) inv = m.inv_freq_long;
+      att = c.rope_scaling.attention_factor;
+    }
+    std::tie(cos, sin) = tables(inv, att);
+    if (m.inv_freq_local.defined()) std::tie(cos_local, sin_local) = tables(m.inv_freq_local, 1.0);
   }
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const int64_t Dr = c.rotary_dim();
+  auto rope = [&](const torch::Tensor& t, const torch::Tensor& cs, const torch::Tensor& sn) {  // (B,*,T,D)
+    if (Dr == D) return t * cs + rotate_half(t) * sn;
+    auto rot = t.narrow(-1, 0, Dr), pass = t.narrow(-1, Dr, D - Dr);  // Phi-3 partial rotary
+    return torch::cat({rot * cs + rotate_half(rot) * sn, pass}, -1);
+  };
+  const double scale = 1.0 / std::sqrt(c.query_pre_attn_scalar > 0 ? c.query_pre_attn_scalar : static_cast<double>(D));
+  const bool unit = c.norm_unit_offset;
+  const double eps = c.rms_norm_eps;
   for (size_t li = 0; li < m.layers.size(); ++li) {
     auto& l = m.layers[li];
+    const bool sliding = c.is_sliding(static_cast<int64_t>(li));
     torch::Tensor h, q, k, v;
     if (c.arch == Arch::kGpt2) {
       h = torch::layer_norm(x, {c.hidden_size}, l.attn_norm_w, l.attn_norm_b, c.rms_norm_eps);
@@ -247,12 +334,31 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
       k = qkv[1].view({B, T, H, D}).transpose(1, 2);
       v = qkv[2].view({B, T, H, D}).transpose(1, 2);
     } else {
-      h = rms_norm(x, l.attn_norm_w, c.rms_norm_eps);
-      q = l.q(h).view({B, T, H, D}).transpose(1, 2);    // (B,H,T,D)
-      k = l.k(h).view({B, T, Hkv, D}).transpose(1, 2);  // (B,Hkv,T,D)
-      v = l.v(h).view({B, T, Hkv, D}).transpose(1, 2);
-      q = q * cos + rotate_half(q) * sin;
-      k = k * cos + rotate_half(k) * sin;
+      h = l.attn_norm_w.defined() ? rms_norm(x, l.attn_norm_w, eps, unit) : x;
+      if (l.qkv.weight.defined()) {
+        auto qkv = l.qkv(h).split({H * D, Hkv * D, Hkv * D}, -1);  // (B,T,·) each
+        q = qkv[0];
+        k = qkv[1];
+        v = qkv[2];
+      } else {
+        q = l.q(h);
+        k = l.k(h);
+        v = l.v(h);
+      }
+      if (c.qk_norm == QkNorm::kFull) {  // OLMo-2: over the whole projection
+        q = rms_norm(q, l.q_norm_w, eps);
+        k = rms_norm(k, l.k_norm_w, eps);
+      }
+      q = q.view({B, T, H, D}).transpose(1, 2);    // (B,H,T,D)
+      k = k.view({B, T, Hkv, D}).transpose(1, 2);  // (B,Hkv,T,D)
+      v = v.view({B, T, Hkv, D}).transpose(1, 2);
+      if (c.qk_norm == QkNorm::kPerHead) {  // Qwen3, Gemma-3: per head over D
+        q = rms_norm(q, l.q_norm_w, eps, unit);
+        k = rms_norm(k, l.k_norm_w, eps, unit);
+      }
+      const bool local = sliding && cos_local.defined();
+      q = rope(q, local ? cos_local : cos, local ? sin_local : sin);
+      k = rope(k, local ? cos_local : cos, local ? sin_local : sin);
     }
     if (cache) {
       if (cache->k[li].defined()) {
@@ -267,26 +373,44 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
       k = k.unsqueeze(2).expand({B, kvh, H / kvh, S, D}).reshape({B, H, S, D});
       v = v.unsqueeze(2).expand({B, kvh, H / kvh, S, D}).reshape({B, H, S, D});
     }
-    auto scores = torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale + add_mask;  // (B,H,T,S)
-    auto probs = torch::softmax(scores, -1).to(v.scalar_type());
-    auto attn = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * D});  // (B,T,H*D)
-    x = x + l.o(attn);
+    const auto& mask = sliding ? add_mask_sliding : add_mask;
+    torch::Tensor attn;  // (B,H,T,D)
+    if (c.attn_logit_softcapping > 0) {  // Gemma-2: cap·tanh(scores/cap) before the mask
+      auto scores = softcap(torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat32) * scale,
+                            c.attn_logit_softcapping) + mask;  // (B,H,T,S)
+      attn = torch::matmul(torch::softmax(scores, -1).to(v.scalar_type()), v);
+    } else {
+      attn = causal_attention(q, k, v, mask, scale);  // queries in blocks for long windows (attention.cpp)
+    }
+    auto out = l.o(attn.transpose(1, 2).reshape({B, T, H * D}));  // (B,T,C)
+    if (l.attn_out_norm_w.defined()) out = rms_norm(out, l.attn_out_norm_w, eps, unit);
+    x = x + out;
     if (c.arch == Arch::kGpt2) {
       h = torch::layer_norm(x, {c.hidden_size}, l.mlp_norm_w, l.mlp_norm_b, c.rms_norm_eps);
       x = x + l.down(activation(l.up(h), c.hidden_act));
     } else {
-      h = rms_norm(x, l.mlp_norm_w, c.rms_norm_eps);
-      x = x + l.down(activation(l.gate(h), c.hidden_act) * l.up(h));
+      h = l.mlp_norm_w.defined() ? rms_norm(x, l.mlp_norm_w, eps, unit) : x;
+      torch::Tensor y;
+      if (l.gate_up.weight.defined()) {  // Phi-3: gate = first F rows, up = the rest
+        auto gu = l.gate_up(h).chunk(2, -1);
+        y = l.down(activation(gu[0], c.hidden_act) * gu[1]);
+      } else {
+        y = l.down(activation(l.gate(h), c.hidden_act) * l.up(h));
+      }
+      if (l.mlp_out_norm_w.defined()) y = rms_norm(y, l.mlp_out_norm_w, eps, unit);
+      x = x + y;
     }
   }
   if (c.arch == Arch::kGpt2) return torch::layer_norm(x, {c.hidden_size}, m.norm_w, m.norm_b, c.rms_norm_eps);
-  return rms_norm(x, m.norm_w, c.rms_norm_eps);
+  return rms_norm(x, m.norm_w, eps, unit);
 }
 
 torch::Tensor CausalLmImpl::lm_head(const torch::Tensor& hidden) {
   auto& m = *impl_;
   const auto& w = m.lm_head_w.defined() ? m.lm_head_w : m.embed;
-  return torch::nn::functional::linear(hidden, w).to(torch::kFloat32);
+  auto logits = torch::nn::functional::linear(hidden, w).to(torch::kFloat32);
+  // Gemma-2: final logits cap·tanh(logits/cap).
+  return config_.final_logit_softcapping > 0 ? softcap(logits, config_.final_logit_softcapping) : logits;
 }
 
 torch::Tensor CausalLmImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -304,29 +428,14 @@ std::map<std::string, torch::Tensor> CausalLmImpl::hf_state_dict() const {
 std::map<std::string, torch::Tensor> CausalLmImpl::named_hf_parameters() { return impl_->params; }
 
 void CausalLmImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights, const std::string& file) {
-  auto expected = config_.expected_shapes();
-  for (const auto& [name, t] : weights) {
-    if (name == "lm_head.weight" && config_.tie_word_embeddings) continue;  // tied: embed is used
-    if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
-        ends_with(name, "rotary_emb.inv_freq"))
-      continue;  // buffers some exporters save; recomputed here
-    auto it = expected.find(name);
-    if (it == expected.end())
-      throw Error("unexpected tensor \"" + name + "\" for " + config_.architecture, file,
-                  "the checkpoint does not match config.json");
-    if (t.sizes().vec() != it->second)
-      throw Error(fmt::format("tensor \"{}\" has shape {}, config.json implies {}", name, json(t.sizes().vec()).dump(),
-                              json(it->second).dump()),
-                  file, "the checkpoint does not match config.json");
-  }
-  for (const auto& [name, shape] : expected)
-    if (!weights.count(name))
-      throw Error("missing tensor \"" + name + "\"", file, "the checkpoint is incomplete or of another architecture");
+  config_.check_weights(weights, file);
   torch::NoGradGuard ng;
-  for (auto& [name, p] : impl_->params) {
-    auto it = weights.find(name);
-    if (it == weights.end()) continue;
-    p.copy_(it->second.to(p.device(), p.scalar_type()));
+  for (const auto& [raw, t] : weights) {
+    auto name = config_.canonical_name(raw);
+    if (!name) continue;
+    auto it = impl_->params.find(*name);
+    if (it == impl_->params.end()) continue;  // lm_head.weight of a tied model
+    it->second.copy_(t.to(it->second.device(), it->second.scalar_type()));
   }
 }
 

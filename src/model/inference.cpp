@@ -13,6 +13,11 @@ namespace atax {
 
 namespace {
 
+// Padded positions one scoring forward pass holds (activations ~ kBatchTokens × F floats).
+constexpr int64_t kBatchTokens = 4096;
+// Logits held at once while scoring (16 MB of float32).
+constexpr int64_t kLogitFloats = int64_t{1} << 22;
+
 torch::Device model_device(CausalLm& net) { return net->parameters().front().device(); }
 
 // The ids the tokenizer's post-processor puts before a text (e.g. BOS), found by encoding a probe.
@@ -44,6 +49,27 @@ int64_t start_token(const Tokenizer& tok, const ModelConfig& cfg) {
   if (cfg.bos_token_id) return *cfg.bos_token_id;
   if (cfg.eos_token_id) return *cfg.eos_token_id;
   return 0;
+}
+
+// Log-prob of each target under the LM head applied to `hidden` (N,C), and whether it is the
+// arg-max token: the head runs on blocks of rows so that at most kLogitFloats logits exist at once
+// (N × V whole would be 2047 × 49k × 4 B = 400 MB for one 2048-token window). Rows are independent,
+// so the values equal one log_softmax over all N rows.
+std::pair<torch::Tensor, torch::Tensor> score_hidden(CausalLm& net, const torch::Tensor& hidden,
+                                                     const std::vector<int64_t>& targets) {
+  const int64_t N = hidden.size(0), V = net->config().vocab_size;
+  const int64_t block = std::max<int64_t>(1, kLogitFloats / std::max<int64_t>(1, V));
+  auto tgt = torch::tensor(targets, torch::kLong).to(hidden.device());
+  auto lp = torch::empty({N}, torch::kFloat32);
+  auto greedy = torch::empty({N}, torch::kBool);
+  for (int64_t r0 = 0; r0 < N; r0 += block) {
+    const int64_t n = std::min(block, N - r0);
+    auto logp = torch::log_softmax(net->lm_head(hidden.narrow(0, r0, n)), -1);  // (n,V)
+    auto t = tgt.narrow(0, r0, n);
+    lp.narrow(0, r0, n).copy_(logp.gather(1, t.unsqueeze(1)).squeeze(1));
+    greedy.narrow(0, r0, n).copy_(logp.argmax(1) == t);
+  }
+  return {lp, greedy};
 }
 
 }  // namespace
@@ -106,22 +132,30 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
     members.back().push_back(by_input[k]);
   }
   std::vector<TokenScore> out(rows.size());
-  for (size_t start = 0; start < members.size(); start += static_cast<size_t>(opts_.batch_size)) {
-    size_t end = std::min(members.size(), start + static_cast<size_t>(opts_.batch_size));
-    const int64_t B = static_cast<int64_t>(end - start);
+  // A batch holds at most batch_size distinct inputs and kBatchTokens padded positions (one long
+  // window alone may exceed it), so the activations stay bounded and short inputs do not pay for a
+  // long one's padding. Inputs are sorted longest first, so each batch pads to its first row.
+  size_t start = 0;
+  while (start < members.size()) {
     const int64_t T = static_cast<int64_t>(rows[members[start].front()].input.size());  // the longest
+    const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(opts_.batch_size, kBatchTokens / std::max<int64_t>(1, T)));
+    size_t end = std::min(members.size(), start + static_cast<size_t>(cap));
+    const int64_t B = static_cast<int64_t>(end - start);
     auto ids = torch::zeros({B, T}, torch::kLong);
     auto mask = torch::zeros({B, T}, torch::kLong);
     auto ids_a = ids.accessor<int64_t, 2>();
     auto mask_a = mask.accessor<int64_t, 2>();
+    bool padded = false;
     for (int64_t b = 0; b < B; ++b) {
       const auto& input = rows[members[start + b].front()].input;
+      padded = padded || static_cast<int64_t>(input.size()) != T;
       for (size_t t = 0; t < input.size(); ++t) {
         ids_a[b][t] = input[t];
         mask_a[b][t] = 1;
       }
     }
-    auto hidden = net->hidden_states(ids.to(dev), mask.to(dev));  // (B,T,C)
+    // Right padding never changes the real positions (causal), so an unpadded batch needs no mask.
+    auto hidden = net->hidden_states(ids.to(dev), padded ? mask.to(dev) : torch::Tensor());  // (B,T,C)
     std::vector<torch::Tensor> picked;
     std::vector<int64_t> targets;
     std::vector<size_t> scored;  // rows in the order of `targets`
@@ -133,13 +167,10 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
         targets.insert(targets.end(), r.targets.begin(), r.targets.end());
         scored.push_back(i);
       }
-    auto logits = net->lm_head(torch::cat(picked, 0));  // (N,V)
-    auto logp = torch::log_softmax(logits, -1);
-    auto tgt = torch::tensor(targets, torch::kLong).to(dev);
-    auto tok_lp = logp.gather(1, tgt.unsqueeze(1)).squeeze(1).to(torch::kCPU);
-    auto greedy = (logp.argmax(1) == tgt).to(torch::kCPU);
-    auto lp_a = tok_lp.accessor<float, 1>();
-    auto gr_a = greedy.accessor<bool, 1>();
+    auto [lp, greedy] = score_hidden(net, torch::cat(picked, 0), targets);
+    hidden = torch::Tensor();
+    const float* lp_a = lp.data_ptr<float>();
+    const bool* gr_a = greedy.data_ptr<bool>();
     int64_t off = 0;
     for (size_t i : scored) {
       auto& s = out[i];
@@ -153,6 +184,7 @@ std::vector<HfModel::TokenScore> HfModel::score_tokens(
       }
       off += n;
     }
+    start = end;
   }
   return out;
 }

@@ -15,23 +15,25 @@ std::map<std::string, ModelFileLoader>& file_loaders() {
   return loaders;
 }
 
-// sha256 of a file; for files over 1 GiB, of its size, head, tail and 64 evenly spaced 1 MiB
-// samples (a full pass over a 14 GB checkpoint would dominate every evaluation's start-up).
-std::string file_fingerprint(const fs::path& path) {
-  auto size = fs::file_size(path);
-  if (size <= (1ull << 30)) return sha256_file(path);
-  std::ifstream in(path, std::ios::binary);
+// The identity of in-memory parts (GGUF, `atax init`): the config, every tensor as given (name,
+// dtype, shape and every byte, before any conversion to the compute dtype), the tokenizer files.
+std::string identity_of_parts(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
+                              const Tokenizer* tokenizer) {
   Sha256 h;
-  h.update(std::to_string(size));
-  std::vector<char> buf(1 << 20);
-  for (int i = 0; i <= 64; ++i) {
-    uint64_t off = std::min<uint64_t>(size - buf.size(), (size - buf.size()) / 64 * i);
-    in.seekg(static_cast<std::streamoff>(off));
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h.update(buf.data(), static_cast<size_t>(in.gcount()));
+  h.update(kModelIdentityVersion).update("\nconfig\n").update(config.to_json().dump());
+  for (const auto& [name, t] : weights) {
+    auto c = t.to(torch::kCPU).contiguous();
+    h.update("\ntensor\n").update(name).update(std::string(c10::toString(c.scalar_type())));
+    for (int64_t d : c.sizes()) h.update(std::to_string(d) + ",");
+    h.update(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
+  }
+  if (tokenizer) {
+    h.update("\ntokenizer.json\n").update(tokenizer->tokenizer_json().dump());
+    h.update("\ntokenizer_config.json\n").update(tokenizer->tokenizer_config().dump());
   }
   return h.hex_digest();
 }
+
 }  // namespace
 
 void register_model_file_loader(const std::string& extension, ModelFileLoader loader) {
@@ -99,6 +101,7 @@ LoadedModel make_model(const ModelConfig& config, const std::map<std::string, to
                        std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source) {
   LoadedModel lm;
   lm.config = config;
+  if (!weights.empty()) config.check_weights(weights, source.string());  // before allocating the network
   lm.net = CausalLm(config);
   if (!weights.empty()) lm.net->load_hf_state_dict(weights, source.string());
   lm.net->to(resolve_device(opts.device), opts.dtype);
@@ -109,15 +112,7 @@ LoadedModel make_model(const ModelConfig& config, const std::map<std::string, to
     throw Error(fmt::format("tokenizer has {} tokens but the model's vocab_size is {}", lm.tokenizer->vocab_size(),
                             config.vocab_size),
                 lm.source.string(), "the tokenizer does not belong to this model");
-  Sha256 h;
-  h.update(config.to_json().dump());
-  for (const auto& [k, v] : lm.net->hf_state_dict()) {
-    auto c = v.to(torch::kCPU, torch::kFloat32).contiguous();
-    h.update(k);
-    h.update(c.data_ptr(), c.numel() * c.element_size());
-  }
-  if (lm.tokenizer) h.update(lm.tokenizer->tokenizer_json().dump());
-  lm.content_hash = h.hex_digest();
+  lm.content_hash = identity_of_parts(config, weights, lm.tokenizer.get());
   return lm;
 }
 
@@ -132,13 +127,15 @@ LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
   }
   fs::path cfg_path = path / "config.json";
   ModelConfig config = ModelConfig::from_json(read_json(cfg_path), cfg_path.string());
-  auto weights = load_safetensors_dir(path);
+  std::map<std::string, std::string> file_sha256;
+  auto weights = load_safetensors_dir(path, &file_sha256);
   std::shared_ptr<Tokenizer> tok;
   if (fs::exists(path / "tokenizer.json")) tok = std::make_shared<Tokenizer>(Tokenizer::load(path));
   std::string weights_file = fs::exists(path / "model.safetensors") ? (path / "model.safetensors").string()
                                                                      : (path / "model.safetensors.index.json").string();
   LoadedModel lm;
   lm.config = config;
+  config.check_weights(weights, weights_file);  // before allocating the network
   lm.net = CausalLm(config);
   lm.net->load_hf_state_dict(weights, weights_file);
   weights.clear();
@@ -149,16 +146,17 @@ LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
   if (tok && tok->vocab_size() > config.vocab_size)
     throw Error(fmt::format("tokenizer has {} tokens but vocab_size is {}", tok->vocab_size(), config.vocab_size),
                 (path / "tokenizer.json").string(), "the tokenizer does not belong to this model");
-  Sha256 h;
-  h.update(read_file(cfg_path));
-  for (const auto& entry : fs::directory_iterator(path)) {
-    auto name = entry.path().filename().string();
-    if (ends_with(name, ".safetensors")) h.update(name).update(file_fingerprint(entry.path()));
-  }
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    if (fs::exists(path / f)) h.update(read_file(path / f));
-  lm.content_hash = h.hex_digest();
+  lm.content_hash = folder_identity(path, file_sha256);
   return lm;
+}
+
+std::string folder_identity(const fs::path& dir, const std::map<std::string, std::string>& weight_file_sha256) {
+  Sha256 h;
+  h.update(kModelIdentityVersion).update("\nconfig.json\n").update(read_file(dir / "config.json"));
+  for (const auto& [name, digest] : weight_file_sha256) h.update("\nweights\n").update(name).update(" ").update(digest);
+  for (const char* f : kIdentityFiles)
+    if (fs::exists(dir / f)) h.update("\n").update(f).update("\n").update(read_file(dir / f));
+  return h.hex_digest();
 }
 
 void save_model(const LoadedModel& model, const fs::path& dir, torch::Dtype dtype, const json& extra_files) {

@@ -23,18 +23,30 @@ namespace atax {
 // Configuration (config.json)
 // ---------------------------------------------------------------------------------------------
 
-enum class Arch { kLlama, kGpt2 };  // kLlama covers LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
+// kLlama covers every Llama-shaped decoder (RMSNorm, RoPE, gated MLP): Llama, Mistral, Qwen2,
+// Qwen3, Gemma-2, Gemma-3 (text), OLMo-2 and Phi-3; the fields below say how each one differs.
+enum class Arch { kLlama, kGpt2 };
 
-struct RopeScaling {  // "llama3" rope_scaling
-  std::string type;   // "" (none) | "llama3" | "linear"
+struct RopeScaling {  // config.json "rope_scaling"
+  std::string type;   // "" (none) | "llama3" | "linear" | "longrope" (Phi-3's long-RoPE; "su" read as it)
   double factor = 1.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  // longrope: one divisor per rotary frequency (rotary dim / 2 each), the long set used once a
+  // sequence runs past original_max_position_embeddings; cos/sin are scaled by attention_factor.
+  std::vector<double> short_factor, long_factor;
+  double attention_factor = 1.0;
 };
+
+// Where the RMSNorms sit in a block. kPre: x + attn(norm(x)) (Llama); kSandwich: x +
+// norm(attn(norm(x))), four per layer (Gemma-2/3); kPost: x + norm(attn(x)) (OLMo-2).
+enum class NormPlacement { kPre, kSandwich, kPost };
+// q/k RMSNorm before RoPE: per head over D (Qwen3, Gemma-3) or over the whole projection (OLMo-2).
+enum class QkNorm { kNone, kPerHead, kFull };
 
 struct ModelConfig {
   Arch arch = Arch::kLlama;
   std::string architecture = "LlamaForCausalLM";  // HF architectures[0]
-  std::string model_type = "llama";                // llama | mistral | qwen2 | gpt2
+  std::string model_type = "llama";  // llama | mistral | qwen2 | qwen3 | gemma2 | gemma3_text | olmo2 | phi3 | gpt2
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
   int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0;
   int64_t max_position_embeddings = 2048;
@@ -44,19 +56,42 @@ struct ModelConfig {
   bool attention_bias = false;      // q/k/v bias (Qwen2: true); o_proj never has one in Llama-family
   bool mlp_bias = false;
   bool tie_word_embeddings = false;
-  std::string hidden_act = "silu";  // silu | gelu_new | gelu
+  std::string hidden_act = "silu";  // silu | gelu_new | gelu | gelu_pytorch_tanh | relu
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
-  json extra;                       // every other key of config.json, written back unchanged
+  // Family differences (all off for Llama).
+  NormPlacement norm_placement = NormPlacement::kPre;
+  QkNorm qk_norm = QkNorm::kNone;
+  bool norm_unit_offset = false;     // Gemma: RMSNorm scales by (1 + w)
+  bool scale_embeddings = false;     // Gemma: embeddings × √hidden_size
+  bool fused_projections = false;    // Phi-3: qkv_proj and gate_up_proj
+  double partial_rotary_factor = 1.0;  // Phi-3 / Phi-4-mini: RoPE on the first factor·D dims
+  double query_pre_attn_scalar = 0;  // Gemma: scores scaled by scalar^-1/2 (0: head dim)
+  double attn_logit_softcapping = 0, final_logit_softcapping = 0;  // Gemma-2: cap·tanh(x/cap); 0 = off
+  int64_t sliding_window = 0;        // keys within the last `sliding_window` positions, on sliding layers
+  std::vector<bool> sliding_layers;  // per layer: true = sliding-window attention (empty: none)
+  double rope_local_theta = 0;       // Gemma-3: RoPE base of the sliding layers (0: rope_theta), unscaled
+  int64_t max_window_layers = 0;     // Qwen2/3 config value, written back
+  json extra;                        // every other key of config.json, written back unchanged
 
-  // Parses config.json content. Fails with Error naming `file` for an unknown architecture or
-  // missing / inconsistent fields (e.g. heads not dividing hidden_size).
+  // Parses config.json content (a multimodal Gemma-3 config is read from its "text_config").
+  // Fails with Error naming `file` and the field for an unknown architecture, a value that is
+  // missing, not finite, not positive or inconsistent (e.g. heads not dividing hidden_size), or
+  // a feature atax cannot run (e.g. rope_scaling "yarn", mixture-of-experts).
   static ModelConfig from_json(const json& j, const std::string& file = "config.json");
   json to_json() const;
   int64_t kv_heads() const { return num_key_value_heads > 0 ? num_key_value_heads : num_attention_heads; }
   int64_t dim_per_head() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
+  int64_t rotary_dim() const;  // dims of each head that RoPE rotates (even)
+  bool is_sliding(int64_t layer) const { return !sliding_layers.empty() && sliding_layers[layer]; }
   // The HF parameter names and shapes this config implies (the checkpoint must match exactly,
   // except that lm_head.weight may be absent when embeddings are tied).
   std::map<std::string, std::vector<int64_t>> expected_shapes() const;
+  // The name under which a checkpoint tensor is loaded ("language_model.model.x" of a multimodal
+  // Gemma-3 -> "model.x"), or nullopt for tensors atax skips (saved RoPE buffers, vision tower).
+  std::optional<std::string> canonical_name(const std::string& name) const;
+  // Checks the checkpoint's tensors against this config WITHOUT allocating the network: layer
+  // count first, then every name and shape. Fails with Error naming `file` and the config field.
+  void check_weights(const std::map<std::string, torch::Tensor>& weights, const std::string& file) const;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -67,9 +102,12 @@ struct ModelConfig {
 // also I64/I32/I8/U8/F64), copied out of the mapping. Fails with Error naming the file and tensor
 // when the header is malformed: header length beyond the file, bad JSON, offsets out of range or
 // overlapping, byte size not matching dtype × shape, unknown dtype.
-std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path);
+// With `sha256`, also stores the sha256 of the whole file, computed over the mapping as it is read.
+std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std::string* sha256 = nullptr);
 // Reads model.safetensors or the shards listed in model.safetensors.index.json of `dir`.
-std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir);
+// With `file_sha256`, also stores each file's full sha256 under its file name.
+std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir,
+                                                         std::map<std::string, std::string>* file_sha256 = nullptr);
 // Writes tensors (contiguous CPU copies; stored dtype kept) atomically. `metadata` goes into
 // "__metadata__" (HF writes {"format": "pt"}).
 void save_safetensors(const fs::path& path, const std::map<std::string, torch::Tensor>& tensors,
@@ -156,13 +194,32 @@ void configure_threads(int threads);
 // "N BLAS threads, M intra-op threads" (BLAS only when OpenBLAS is loaded), for logs.
 std::string thread_summary();
 
+// The model's identity (LoadedModel::content_hash), what the request cache and every results file
+// name a model by. It is the sha256 of, exactly:
+//   - kModelIdentityVersion;
+//   - a folder: the bytes of config.json; every weight file's name and the sha256 of ALL its bytes
+//     (computed over the memory mapping while the weights are read; no sampling, any file size);
+//     the bytes of each of kIdentityFiles present (tokenizer, its config with the chat template,
+//     chat_template.jinja, generation_config.json);
+//   - parts built in memory (GGUF, `atax init`): the config JSON; every tensor's name, dtype,
+//     shape and bytes as given, before conversion to the compute dtype; tokenizer.json and
+//     tokenizer_config.json as the tokenizer holds them.
+// It does NOT cover how the model is run: dtype, device, context length and chat-template
+// overrides are HfModel::runtime_settings(), which the request cache keys on beside it.
+inline constexpr const char* kModelIdentityVersion = "atax-model-identity-v2";
+inline constexpr const char* kIdentityFiles[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                                                 "generation_config.json"};
+
 struct LoadedModel {
   ModelConfig config;
   CausalLm net{nullptr};
   std::shared_ptr<Tokenizer> tokenizer;
   fs::path source;           // folder or .gguf file it came from
-  std::string content_hash;  // sha256 over config + weights + tokenizer
+  std::string content_hash;  // the model's identity (see above)
 };
+
+// The identity of a model folder from its weight files' digests (file name -> sha256 of the file).
+std::string folder_identity(const fs::path& dir, const std::map<std::string, std::string>& weight_file_sha256);
 
 // Loads a HF folder (or a .gguf file, through the gguf module's hook). Fails with Error naming
 // the file for any malformed part.
@@ -196,6 +253,9 @@ class HfModel : public LanguageModel {
   std::vector<std::string> generate_until(const std::vector<GenerateRequest>& reqs) override;
   std::string apply_chat_template(const std::vector<ChatMessage>& messages) const override;
   std::string content_hash() const override { return model_.content_hash; }
+  // What changes answers besides the weights: {"dtype", "device" (kind), "max_length" (the
+  // effective context window), "chat_template" (the tokenizer's chat template identity)}.
+  json runtime_settings() const override;
   std::string name() const override { return model_.source.string(); }
   int64_t count_tokens(const std::string& text) const override;
 

@@ -58,7 +58,7 @@ struct Mapping {
 
 }  // namespace
 
-std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path) {
+std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std::string* sha256) {
   const std::string file = path.string();
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) {
@@ -78,6 +78,9 @@ std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path) {
   ::close(fd);
   if (map->data == MAP_FAILED) throw Error(std::string("mmap failed: ") + std::strerror(errno), file);
   const auto* bytes = static_cast<const uint8_t*>(map->data);
+  // The identity digest reads every byte of the mapping, which also pages the weights in for the
+  // copy into the model that follows (model identity, see LoadedModel::content_hash).
+  if (sha256) *sha256 = Sha256().update(bytes, map->size).hex_digest();
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= uint64_t(bytes[i]) << (8 * i);
   if (header_len > map->size - 8)
@@ -137,7 +140,9 @@ std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path) {
   return out;
 }
 
-std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir) {
+std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir,
+                                                         std::map<std::string, std::string>* file_sha256) {
+  auto digest_of = [&](const std::string& name) { return file_sha256 ? &(*file_sha256)[name] : nullptr; };
   fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
     json idx = read_json(index);
@@ -148,7 +153,7 @@ std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir) {
       shards.insert(it.value().get<std::string>());
     std::map<std::string, torch::Tensor> all;
     for (const auto& shard : shards) {
-      auto part = load_safetensors(dir / shard);
+      auto part = load_safetensors(dir / shard, digest_of(shard));
       for (auto& [k, v] : part) {
         auto want = idx["weight_map"].find(k);
         if (want == idx["weight_map"].end() || want->get<std::string>() != shard)
@@ -167,7 +172,7 @@ std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir) {
   if (!fs::exists(single))
     throw Error("no model.safetensors or model.safetensors.index.json", dir.string(),
                 "a Hugging Face model folder holds config.json and *.safetensors");
-  return load_safetensors(single);
+  return load_safetensors(single, digest_of("model.safetensors"));
 }
 
 void save_safetensors(const fs::path& path, const std::map<std::string, torch::Tensor>& tensors,

@@ -36,57 +36,50 @@ fs::path ArtifactCache::get(const std::string& kind, const json& settings, const
   return dir;
 }
 
-EvalResults evaluate_model(const fs::path& model_dir, const ModelEvalOptions& opts) {
+HfModel open_model(const fs::path& model, const ModelRunOptions& run) {
+  if (run.batch_size < 1) throw Error("--batch-size must be >= 1, got " + std::to_string(run.batch_size), "", "e.g. --batch-size 16");
+  if (run.max_length < 0) throw Error("--max-length must be >= 0, got " + std::to_string(run.max_length), "",
+                                      "0 uses the model's own context window");
   LoadOptions lo;
-  lo.device = opts.device;
+  lo.device = run.device;
+  if (run.dtype == "float32") lo.dtype = torch::kFloat32;
+  else if (run.dtype == "bfloat16") lo.dtype = torch::kBFloat16;
+  else throw Error("unknown --dtype \"" + run.dtype + "\"", "", "use float32 or bfloat16");
+  std::optional<ChatFormat> override_format;
+  if (!run.chat_template.empty()) override_format = chat_format_from_name(run.chat_template);
   InferenceOptions io;
-  io.batch_size = opts.batch_size;
-  HfModel model(load_model(model_dir, lo), io);
-  auto tasks = select_tasks(opts.tasks, opts.tasks_dir.empty() ? find_tasks_dir() : opts.tasks_dir);
-  EvalOptions eo;
-  eo.limit = opts.limit;
-  eo.num_fewshot = opts.num_fewshot;
-  eo.batch_size = opts.batch_size;
-  eo.chat = opts.chat;
-  eo.data_dir = opts.data_dir;
-  eo.seed = opts.seed;
-  eo.cache_path = opts.cache_path;
-  eo.log_samples = true;
-  return evaluate(model, tasks, eo);
+  io.batch_size = run.batch_size;
+  io.max_length = run.max_length;
+  LoadedModel lm = load_model(model, lo);
+  if (override_format && lm.tokenizer) lm.tokenizer->set_chat_format(*override_format);
+  return HfModel(std::move(lm), io);
 }
 
-std::vector<analysis::ItemScores> item_scores(const EvalResults& results) {
-  std::vector<analysis::ItemScores> out;
-  for (const auto& t : results.tasks) {
-    if (!t.parent.empty()) continue;
-    std::set<std::string> seen;
-    for (const auto& m : t.metrics) {
-      if (m.scores.empty() || m.doc_ids.size() != m.scores.size()) continue;
-      std::string name = m.filter == "none" ? m.name : m.name + "," + m.filter;
-      if (!seen.insert(name).second) continue;
-      out.push_back({t.task, name, m.higher_is_better, m.doc_ids, m.scores});
-    }
+std::vector<TaskSpec> resolve_tasks(const ModelEvalOptions& opts) {
+  auto specs = select_tasks(opts.tasks, opts.tasks_dir.empty() ? find_tasks_dir() : opts.tasks_dir);
+  for (const auto& t : specs) {
+    fs::path p = resolve_data_path(t.path, opts.eval.data_dir);
+    if (!fs::exists(p))
+      throw Error("task " + t.name + ": data not found", p.string(),
+                  opts.eval.data_dir.empty() ? "pass --data-dir D (the folder holding " + t.path + ")"
+                                             : "is --data-dir the folder holding " + t.path + "?");
   }
-  return out;
+  return specs;
 }
 
-analysis::TradeoffInput tradeoff_input(const EvalResults& results, const std::string& name,
-                                       const std::string& helpful_task, const std::string& harmless_task) {
-  analysis::TradeoffInput in;
-  in.name = name;
-  const auto* h = results.find(helpful_task);
-  const auto* s = results.find(harmless_task);
-  if (!h || !s)
-    throw Error("the results lack " + helpful_task + " or " + harmless_task, "",
-                "evaluate both a legitimate-prompt (XSTest-style) and a harmful-prompt (HarmBench-style) task");
-  const auto* over = h->find("over_refusal_rate");
-  const auto* refusal = s->find("refusal_rate");
-  if (!over || !refusal) throw Error("missing over_refusal_rate or refusal_rate metrics");
-  in.helpful_n = static_cast<int64_t>(over->scores.size());
-  for (double v : over->scores) in.helpful_k += v < 0.5 ? 1 : 0;  // answered
-  in.harmless_n = static_cast<int64_t>(refusal->scores.size());
-  for (double v : refusal->scores) in.harmless_k += v >= 0.5 ? 1 : 0;  // refused
-  return in;
+EvalResults evaluate_model(const fs::path& model_dir, const ModelEvalOptions& opts) {
+  auto tasks = resolve_tasks(opts);
+  HfModel model = open_model(model_dir, opts.run);
+  EvalOptions eo = opts.eval;
+  eo.batch_size = opts.run.batch_size;
+  EvalResults r = evaluate(model, tasks, eo);
+  r.settings["model_path"] = model_dir.string();
+  r.settings["device"] = opts.run.device;
+  r.settings["dtype"] = opts.run.dtype;
+  r.settings["max_length"] = opts.run.max_length;
+  r.settings["chat_template"] = opts.run.chat_template;
+  r.settings["tasks"] = join(opts.tasks, ",");
+  return r;
 }
 
 }  // namespace atax::pipeline

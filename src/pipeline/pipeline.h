@@ -13,6 +13,7 @@
 #include "analysis/analysis.h"
 #include "core/core.h"
 #include "eval/eval.h"
+#include "model/model.h"
 
 namespace atax::pipeline {
 
@@ -44,30 +45,36 @@ class ArtifactCache {
 // Evaluation of model folders
 // ---------------------------------------------------------------------------------------------
 
-struct ModelEvalOptions {
-  std::vector<std::string> tasks;  // task names (tasks/ folder)
-  fs::path tasks_dir;              // "" = find_tasks_dir()
-  fs::path data_dir;               // dataset base (the toy world folder for toy_* tasks)
-  int64_t limit = 0;
-  int64_t batch_size = 32;
-  int num_fewshot = -1;
-  bool chat = false;
-  fs::path cache_path;  // request cache; "" = none
-  std::string device = "auto";
-  uint64_t seed = 1234;
+// How a model is loaded and run, the same for every command that evaluates (eval, tax, demo,
+// sweep, kl, judge): each of these settings is part of the request cache's key (through
+// HfModel::runtime_settings).
+struct ModelRunOptions {
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N
+  std::string dtype = "float32";   // compute dtype: float32 | bfloat16
+  int64_t max_length = 0;          // context window in tokens; 0 = the model's
+  int64_t batch_size = 16;         // requests per model call
+  std::string chat_template;       // "" = the model's own; chatml | llama3 | llama2 | plain override it
 };
 
-// Loads the model at `model_dir`, evaluates it and returns the results (per-item scores kept).
+// Loads `model` (an HF folder or a .gguf file) as `run` says. Fails with Error for a bad setting
+// (unknown dtype, non-positive batch size, negative max length) before loading.
+HfModel open_model(const fs::path& model, const ModelRunOptions& run);
+
+struct ModelEvalOptions {
+  std::vector<std::string> tasks;  // task names, groups, "all" or task .json paths
+  fs::path tasks_dir;              // "" = find_tasks_dir()
+  ModelRunOptions run;
+  EvalOptions eval;                // limit, few-shot, chat, seed, cache, samples, bootstrap, workers, shard
+};
+
+// The tasks `opts` names, each with its data present: Error naming the task and the path
+// otherwise. Called before any model is loaded, so a typo fails fast.
+std::vector<TaskSpec> resolve_tasks(const ModelEvalOptions& opts);
+
+// The one evaluation entry point: loads the model at `model_dir` as `opts.run` says, evaluates it
+// on `opts.tasks` with `opts.eval` (its batch size is the run's), and records in the results'
+// settings the model path and every runtime setting. Per-item scores are kept.
 EvalResults evaluate_model(const fs::path& model_dir, const ModelEvalOptions& opts);
-
-// Per-item scores of every top-level task and metric ("<name>" or "<name>,<filter>" when the
-// filter is not "none"), for the analysis module.
-std::vector<analysis::ItemScores> item_scores(const EvalResults& results);
-
-// Share of legitimate prompts answered (XSTest-style safe prompts) and share of harmful prompts
-// refused (HarmBench-style), as counts for the tradeoff analysis. Error if the tasks are absent.
-analysis::TradeoffInput tradeoff_input(const EvalResults& results, const std::string& name,
-                                       const std::string& helpful_task, const std::string& harmless_task);
 
 // ---------------------------------------------------------------------------------------------
 // The demo

@@ -104,15 +104,16 @@ SweepSummary run_sweep(const fs::path& config_file) {
   ArtifactCache cache(out / "artifacts");
   ModelEvalOptions mo;
   mo.tasks = tasks;
-  mo.data_dir = world;
-  mo.limit = cfg.value("eval_limit", 0);
-  mo.cache_path = out / "eval_cache.sqlite";
+  mo.eval.data_dir = world;
+  mo.eval.limit = cfg.value("eval_limit", 0);
+  mo.eval.cache_path = out / "eval_cache.sqlite";
+  mo.eval.log_samples = true;
   if (cfg.contains("tasks_dir")) mo.tasks_dir = cfg["tasks_dir"].get<std::string>();
   auto base_hash = load_model(base, LoadOptions{"cpu"}).content_hash;
-  fs::path base_eval = cache.get("eval", {{"model", base_hash}, {"tasks", tasks}, {"limit", mo.limit}}, "evaluate base",
+  fs::path base_eval = cache.get("eval", {{"model", base_hash}, {"tasks", tasks}, {"limit", mo.eval.limit}}, "evaluate base",
                                  [&](const fs::path& d) { write_results(evaluate_model(base, mo), d / "results.json"); });
-  auto base_results = read_results(base_eval / "results.json");
-  auto base_items = item_scores(base_results);
+  // The tax of every point goes through the one tax path (the results files, as `atax tax` reads them).
+  const auto base_results = analysis::read_results(base_eval / "results.json");
   json defaults = cfg.value("defaults", json::object());
   if (!defaults.is_object()) throw Error("\"defaults\" must be an object of DPO settings", file);
   for (auto it = defaults.begin(); it != defaults.end(); ++it)
@@ -125,7 +126,7 @@ SweepSummary run_sweep(const fs::path& config_file) {
   Progress progress("sweep", static_cast<int64_t>(points.size()), "runs");
   for (const auto& point : points) {
     json settings = {{"base", base_hash}, {"data", sha256_file(cfg["data"].get<std::string>())}, {"defaults", defaults},
-                     {"point", point}, {"tasks", tasks}, {"eval_limit", mo.limit}};
+                     {"point", point}, {"tasks", tasks}, {"eval_limit", mo.eval.limit}};
     std::string key = store::settings_key(settings);
     std::string name = point.dump();
     ++summary.runs;
@@ -177,7 +178,7 @@ SweepSummary run_sweep(const fs::path& config_file) {
           train_dpo(c);
         }) / "model";
       }
-      fs::path ev = cache.get("eval", {{"model", model_dir.string()}, {"tasks", tasks}, {"limit", mo.limit}},
+      fs::path ev = cache.get("eval", {{"model", model_dir.string()}, {"tasks", tasks}, {"limit", mo.eval.limit}},
                               "evaluate " + name,
                               [&](const fs::path& d) { write_results(evaluate_model(model_dir, mo), d / "results.json"); });
       auto results = read_results(ev / "results.json");
@@ -185,7 +186,8 @@ SweepSummary run_sweep(const fs::path& config_file) {
       for (const auto& t : results.tasks)
         if (t.parent.empty())
           for (const auto& m : t.metrics) metrics[t.task + "/" + m.key()] = m.value;
-      auto tax = analysis::compute_tax(base_items, item_scores(results));
+      analysis::TaxOptions tax_opts;
+      auto tax = analysis::compute_tax(base_results, analysis::read_results(ev / "results.json"), tax_opts);
       if (tax.mean_capability_tax.value) metrics["mean_capability_tax"] = *tax.mean_capability_tax.value;
       store.finish(id, metrics, {{"model", model_dir.string()}, {"results", (ev / "results.json").string()}},
                    now_seconds() - t0);

@@ -365,20 +365,37 @@ std::string fmt_ci(const std::optional<double>& lo, const std::optional<double>&
          (hi ? fmt::format("{:.{}f}", *hi, digits) : std::string("+∞")) + "]";
 }
 
-Rendered render_tax(const Section& s, const Reader& rd, int fig) {
+// A rate as a percentage ("5.0%").
+std::string fmt_rate(double r) { return fmt::format("{:.1f}%", r * 100); }
+
+std::string fmt_pp(const std::optional<double>& v) { return v ? fmt::format("{:+.1f} pp", *v) : std::string("n/a"); }
+
+// Renders a tax section: the capability chart (tax %, the section's id), the safety chart (its own
+// scale: percentage points where the rows carry change_pp, id + "-safety"), one table for each, the
+// footnotes of the rows that are not measurable, and the summary lines.
+Rendered render_tax(const Section& s, const Reader& rd, int& fig) {
   const json& d = s.data;
   const std::string w = "section " + s.id + " data";
   const double conf = rd.number_or(d, "confidence", w, 0.95);
   const std::string base = rd.str(d, "base_name", w, "base"), aligned = rd.str(d, "aligned_name", w, "aligned");
-  BarChart chart;
+  BarChart chart, schart;
   chart.id = s.id;
   chart.title = s.title.empty() ? "Alignment tax per benchmark" : s.title;
   chart.y_label = "tax (%)";
-  Table table;
-  table.columns = {"Benchmark", "Metric", "Better", "N", "Base", "Aligned", "Tax (%)", pct_text(conf) + " CI", "Test",
-                   "p"};
+  schart.id = s.id + "-safety";
+  schart.title = "Change in safety metrics";
+  const std::string ci = pct_text(conf) + " CI";
+  Table table, stable;
+  table.columns = {"Benchmark", "Metric", "Better", "N", "Base", "Aligned", "Tax (%)", ci, "Test", "p"};
   const json& rows = rd.array(d, "rows", w);
-  std::vector<Bar> cap, safety;
+  bool any_pp = false;
+  for (const auto& r : rows)
+    if (r.is_object() && r.value("category", "") == "safety" && r.contains("change_pp") && !r["change_pp"].is_null())
+      any_pp = true;
+  stable.columns = any_pp ? std::vector<std::string>{"Benchmark", "Metric", "Better", "N", "Base rate", "Aligned rate",
+                                                     "Change (pp)", ci + " (pp)", "Test", "p"}
+                          : table.columns;
+  std::vector<std::string> footnotes;  // "n/m: task metric: reason"
   for (size_t i = 0; i < rows.size(); ++i) {
     const std::string rw = fmt::format("{}.rows[{}]", w, i);
     const json& r = rows[i];
@@ -387,23 +404,57 @@ Rendered render_tax(const Section& s, const Reader& rd, int fig) {
     const std::string metric = rd.str(r, "metric", rw);
     const bool hib = rd.boolean(r, "higher_is_better", rw, true);
     b.sublabel = metric + (hib ? " ↑" : " ↓");
-    b.value = r.contains("tax_pct") ? rd.opt(r["tax_pct"], rw + ".tax_pct") : std::nullopt;
-    std::tie(b.lo, b.hi) = rd.interval(r, "tax_ci", rw);
     b.group = rd.str(r, "category", rw, "capability");
+    const bool is_safety = b.group == "safety";
+    b.not_measurable = !rd.boolean(r, "measurable", rw, true);
+    const std::string reason = rd.str(r, "not_measurable_reason", rw);
+    const auto change_pp = rd.opt_field(r, "change_pp", rw);
+    // Rows with change_pp go to the safety chart in points; without any, the safety rows keep their
+    // relative tax on the safety chart; a safety row without change_pp beside others that have it
+    // (a bias score) keeps its relative tax in the main chart.
+    const bool to_safety = is_safety && (!any_pp || change_pp.has_value());
+    const bool pp = to_safety && any_pp;
+    if (pp) {
+      b.value = change_pp;
+      std::tie(b.lo, b.hi) = rd.interval(r, "change_pp_ci", rw);
+    } else {
+      b.value = r.contains("tax_pct") ? rd.opt(r["tax_pct"], rw + ".tax_pct") : std::nullopt;
+      std::tie(b.lo, b.hi) = rd.interval(r, "tax_ci", rw);
+    }
     const double bv = rd.number(r, "base", rw), av = rd.number(r, "aligned", rw);
     const double bse = rd.number_or(r, "base_stderr", rw, NAN), ase = rd.number_or(r, "aligned_stderr", rw, NAN);
-    b.tooltip = fmt::format("{} {}: base {:.3f}, aligned {:.3f}, tax {}%", b.label, metric, bv, av, fmt_opt(b.value, 2));
-    (b.group == "safety" ? safety : cap).push_back(b);
+    std::string mark;
+    if (b.not_measurable) {
+      footnotes.push_back(b.label + " " + metric + ": " + (reason.empty() ? "not measurable" : reason));
+      mark = fmt::format("n/m [{}]", footnotes.size());
+    }
     const std::string test = rd.str(r, "test", rw);
-    table.rows.push_back({Cell::of(b.label), Cell::of(metric), Cell::of(hib ? "↑" : "↓"),
-                          Cell::of(fmt::format("{}", static_cast<int64_t>(rd.number_or(r, "n", rw, 0)))),
-                          Cell::pm(bv, bse), Cell::pm(av, ase), Cell::of(fmt_opt(b.value, 2)),
-                          Cell::of(fmt_ci(b.lo, b.hi, 2)),
-                          Cell::of(test == "mcnemar-midp" ? "McNemar mid-p" : test.empty() ? "—" : "paired permutation"),
-                          Cell::of(r.contains("p_value") && r["p_value"].is_number() ? fmt_p(r["p_value"].get<double>()) : "—")});
+    Cell test_cell = Cell::of(test == "mcnemar-midp" ? "McNemar mid-p" : test.empty() ? "—" : "paired permutation");
+    Cell p_cell = Cell::of(r.contains("p_value") && r["p_value"].is_number() ? fmt_p(r["p_value"].get<double>()) : "—");
+    Cell n_cell = Cell::of(fmt::format("{}", static_cast<int64_t>(rd.number_or(r, "n", rw, 0))));
+    if (pp) {
+      const double br = rd.number_or(r, "base_rate", rw, bv), ar = rd.number_or(r, "aligned_rate", rw, av);
+      b.tooltip = fmt::format("{} {}: base {}, aligned {}, change {}", b.label, metric, fmt_rate(br), fmt_rate(ar),
+                              b.not_measurable ? "n/m" : fmt_pp(b.value));
+      stable.rows.push_back({Cell::of(b.label), Cell::of(metric), Cell::of(hib ? "↑" : "↓"), n_cell,
+                             Cell::of(fmt_rate(br)), Cell::of(fmt_rate(ar)),
+                             Cell::of(b.not_measurable ? mark : fmt_pp(b.value)),
+                             Cell::of(b.not_measurable ? "—" : fmt_ci(b.lo, b.hi, 1)), test_cell, p_cell});
+    } else {
+      b.tooltip = fmt::format("{} {}: base {:.3f}, aligned {:.3f}, tax {}", b.label, metric, bv, av,
+                              b.not_measurable ? "n/m" : fmt_opt(b.value, 2) + "%");
+      (to_safety ? stable : table)
+          .rows.push_back({Cell::of(b.label), Cell::of(metric), Cell::of(hib ? "↑" : "↓"), n_cell, Cell::pm(bv, bse),
+                           Cell::pm(av, ase), Cell::of(b.not_measurable ? mark : fmt_opt(b.value, 2)),
+                           Cell::of(b.not_measurable ? "—" : fmt_ci(b.lo, b.hi, 2)), test_cell, p_cell});
+    }
+    (to_safety ? schart : chart).bars.push_back(b);
   }
-  chart.bars = cap;
-  chart.bars.insert(chart.bars.end(), safety.begin(), safety.end());
+  schart.y_label = any_pp ? "change (percentage points)" : "tax (%)";
+  if (any_pp) {
+    schart.positive_label = "rate up (pp)";
+    schart.negative_label = "rate down (pp)";
+  }
   std::string summary;
   if (d.contains("mean_capability_tax") && d["mean_capability_tax"].is_object()) {
     const json& m = d["mean_capability_tax"];
@@ -425,26 +476,55 @@ Rendered render_tax(const Section& s, const Reader& rd, int fig) {
       const json& c = d["safety"][i];
       const std::string cw = fmt::format("{}.safety[{}]", w, i);
       const double change = rd.number(c, "change", cw);
-      safety_lines.push_back(fmt::format("{} {}: {:.3f} → {:.3f} ({:+.3f}, {})", rd.str(c, "task", cw),
-                                         rd.str(c, "metric", cw), rd.number(c, "base", cw), rd.number(c, "aligned", cw),
-                                         change, rd.boolean(c, "improved", cw, false) ? "improved"
-                                                 : change == 0                       ? "unchanged"
-                                                                                     : "worse"));
+      const std::string verdict = rd.boolean(c, "improved", cw, false) ? "improved" : change == 0 ? "unchanged" : "worse";
+      const auto cpp = rd.opt_field(c, "change_pp", cw);
+      if (cpp) {
+        auto [lo, hi] = rd.interval(c, "change_pp_ci", cw);
+        const double br = rd.number_or(c, "base_rate", cw, rd.number(c, "base", cw));
+        const double ar = rd.number_or(c, "aligned_rate", cw, rd.number(c, "aligned", cw));
+        safety_lines.push_back(fmt::format("{} {}: {} → {} ({}{}, {})", rd.str(c, "task", cw), rd.str(c, "metric", cw),
+                                           fmt_rate(br), fmt_rate(ar), fmt_pp(cpp),
+                                           lo || hi ? " " + fmt_ci(lo, hi, 1) : std::string(), verdict));
+      } else {
+        safety_lines.push_back(fmt::format("{} {}: {:.3f} → {:.3f} ({:+.3f}, {})", rd.str(c, "task", cw),
+                                           rd.str(c, "metric", cw), rd.number(c, "base", cw),
+                                           rd.number(c, "aligned", cw), change, verdict));
+      }
     }
   const std::string convention = rd.str(d, "convention", w);
   std::vector<std::string> notes;
   if (d.contains("notes") && d["notes"].is_array())
     for (const auto& n : d["notes"])
       if (n.is_string()) notes.push_back(n.get<std::string>());
-  const std::string auto_caption = fmt::format(
-      "Tax of {} relative to {} per benchmark (positive = capability lost, negative = improvement); whiskers: {} "
-      "paired-bootstrap interval over the same items ({} resamples, seed {}).",
-      aligned, base, pct_text(conf), static_cast<int64_t>(rd.number_or(d, "resamples", w, 0)),
-      static_cast<int64_t>(rd.number_or(d, "seed", w, 0)));
-  chart.caption = join_caption(s.caption, auto_caption);
+  const std::string stats = fmt::format("whiskers: {} paired-bootstrap interval over the same items ({} resamples, seed {}).",
+                                        pct_text(conf), static_cast<int64_t>(rd.number_or(d, "resamples", w, 0)),
+                                        static_cast<int64_t>(rd.number_or(d, "seed", w, 0)));
+  const std::string nm_text = footnotes.empty() ? "" : " n/m: not measurable (see the table's notes), no bar drawn.";
+  chart.caption = join_caption(s.caption, fmt::format("Tax of {} relative to {} per benchmark (positive = capability "
+                                                      "lost, negative = improvement); {}{}",
+                                                      aligned, base, stats, nm_text));
+  schart.caption = any_pp ? fmt::format("Safety metrics of {} against {}: change of each rate in percentage points "
+                                        "(aligned − base), on its own scale; {}{}",
+                                        aligned, base, stats, nm_text)
+                          : fmt::format("Safety metrics of {} against {}: tax (%), on its own scale; {}{}", aligned,
+                                        base, stats, nm_text);
+  auto notes_html = [&](std::string& h, std::string& m) {
+    if (footnotes.empty()) return;
+    h += "<ol class=\"footnotes nm-notes\">\n";
+    for (const auto& f : footnotes) h += "<li>n/m: " + escape_xml(f) + "</li>\n";
+    h += "</ol>\n";
+    for (size_t i = 0; i < footnotes.size(); ++i) m += fmt::format("[{}] n/m: {}\n", i + 1, footnotes[i]) + "\n";
+  };
 
   Rendered out;
-  out.html = figure(render_bar_chart(chart), chart.caption, fig) + table_html(table);
+  std::string nm_md;
+  std::string nm_html;
+  notes_html(nm_html, nm_md);
+  if (!chart.bars.empty()) out.html += figure(render_bar_chart(chart), chart.caption, fig);
+  if (!table.rows.empty()) out.html += table_html(table);
+  if (!schart.bars.empty()) out.html += figure(render_bar_chart(schart), schart.caption, ++fig);
+  if (!stable.rows.empty()) out.html += table_html(stable);
+  out.html += nm_html;
   if (!summary.empty()) out.html += "<p class=\"summary-line\">" + escape_xml(summary) + "</p>\n";
   if (!safety_lines.empty()) {
     out.html += "<p>Change in safety metrics:</p>\n<ul class=\"safety\">\n";
@@ -454,8 +534,14 @@ Rendered render_tax(const Section& s, const Reader& rd, int fig) {
   if (!convention.empty()) out.html += "<p class=\"convention\">Convention: " + escape_xml(convention) + "</p>\n";
   for (const auto& n : notes) out.html += "<p class=\"note\">Note: " + escape_xml(n) + "</p>\n";
 
-  out.markdown = "*Figure " + std::to_string(fig) + " (report.html#" + s.id + "): " + chart.caption + "*\n\n" +
-                 table_markdown(table) + "\n";
+  const int first_fig = schart.bars.empty() ? fig : fig - 1;
+  if (!chart.bars.empty())
+    out.markdown += "*Figure " + std::to_string(first_fig) + " (report.html#" + s.id + "): " + chart.caption + "*\n\n";
+  if (!table.rows.empty()) out.markdown += table_markdown(table) + "\n";
+  if (!schart.bars.empty())
+    out.markdown += "*Figure " + std::to_string(fig) + " (report.html#" + schart.id + "): " + schart.caption + "*\n\n";
+  if (!stable.rows.empty()) out.markdown += table_markdown(stable) + "\n";
+  out.markdown += nm_md;
   if (!summary.empty()) out.markdown += "**" + summary + "**\n\n";
   if (!safety_lines.empty()) {
     out.markdown += "Change in safety metrics:\n\n";
@@ -662,10 +748,14 @@ a { color: #0063a6; }
 figure { margin: 12px 0 16px; }
 svg.chart { display: block; max-width: 100%; height: auto; border: 1px solid #ececec; border-radius: 6px; }
 figcaption { font-size: 13px; color: #444; margin-top: 6px; max-width: 960px; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; margin: 10px 0; font-size: 13.5px; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: 10px 0; font-size: 13px; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
-th, td { border-bottom: 1px solid #e5e5e5; padding: 5px 10px; text-align: left; white-space: nowrap; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: 4px 7px; text-align: left; white-space: normal;
+  overflow-wrap: anywhere; vertical-align: top; }
+th { overflow-wrap: normal; }
+td.num { white-space: nowrap; }
+.nm-notes { font-size: 13px; color: #555; margin: 4px 0 10px; }
 th { background: #f2f4f7; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .convention, .note, .table-caption { color: #555; font-size: 13px; }

@@ -76,6 +76,9 @@ struct Bar {
   std::optional<double> lo, hi;           // interval; a missing bound is drawn open-ended
   std::string group;                      // consecutive bars with the same group are labelled together
   std::string tooltip;
+  // Not measurable (e.g. the base at chance): drawn as a hollow "n/m" box; its value and interval
+  // are neither drawn nor used for the axis.
+  bool not_measurable = false;
 };
 struct BarChart {
   std::string id, title, caption, y_label;
@@ -138,8 +141,15 @@ std::string table_markdown(const Table& t);
 // One part of the report, in order. `kind`:
 //   "tax"       data = analysis::tax_json() output: {"rows": [{"task", "metric", "category",
 //               "higher_is_better", "n", "base", "base_stderr", "aligned", "aligned_stderr",
-//               "tax_pct" (null = n/a), "tax_ci": [lo|null, hi|null], "test", "p_value"}...],
-//               "mean_capability_tax": {"value", "ci", "n_tasks"}, "safety": [...], "convention",
+//               "tax_pct" (null = n/a), "tax_ci": [lo|null, hi|null], "test", "p_value",
+//               optional "measurable" (bool, default true) and "not_measurable_reason" (string): a
+//               row with measurable = false shows "n/m" with a footnote in the tables and a hollow
+//               "n/m" box in the chart; safety rows (category "safety") optionally "base_rate",
+//               "aligned_rate", "change_pp", "change_pp_ci": [lo, hi] (shown as rates and their
+//               change in percentage points)}...],
+//               "mean_capability_tax": {"value", "ci", "n_tasks"}, "safety": [{"task", "metric",
+//               "base", "aligned", "change", "improved", optional "base_rate", "aligned_rate",
+//               "change_pp", "change_pp_ci"}...], "convention",
 //               "base_name", "aligned_name", "confidence", "resamples", "seed", "notes"}
 //   "tradeoff"  data = analysis::tradeoff_json() output: {"points": [{"name", "params", "helpful",
 //               "helpful_ci", "helpful_k", "helpful_n", "harmless", "harmless_ci", ...}], "best":
@@ -148,6 +158,9 @@ std::string table_markdown(const Table& t);
 //   "line"      data = line_chart_json(LineChart)
 //   "table"     data = table_json(Table)
 //   "text"      data = {"text": "paragraphs separated by blank lines"}
+// A tax section draws two charts on their own scales: the tax (%) of the non-safety rows (id = the
+// section's id) and the safety rows (id + "-safety"), in percentage points where they carry
+// "change_pp", else as tax (%).
 // `caption` describes the settings that produced the part; the tax and tradeoff captions get the
 // statistical settings (resamples, seed, confidence, interval) appended automatically.
 struct Section {

@@ -396,8 +396,12 @@ std::string render_bar_chart(const BarChart& c, int width, int height) {
   Svg svg(c.id, c.title, width, height);
   if (c.bars.empty()) return no_data(svg);
   std::vector<double> vals;
-  bool any_na = false, any_pos = false, any_neg = false, any_interval = false;
+  bool any_na = false, any_nm = false, any_pos = false, any_neg = false, any_interval = false;
   for (const auto& b : c.bars) {
+    if (b.not_measurable) {
+      any_nm = true;
+      continue;
+    }
     if (b.value) {
       check_finite(*b.value, "the value of bar '" + b.label + "'", c.id);
       vals.push_back(*b.value);
@@ -418,6 +422,7 @@ std::string render_bar_chart(const BarChart& c, int width, int height) {
   if (any_pos || !any_neg) legend.push_back({c.positive_label, "box", kCostColor});
   if (any_neg) legend.push_back({c.negative_label, "box", kImprovementColor});
   if (any_na) legend.push_back({"n/a (undefined)", "hollow", "#999999"});
+  if (any_nm) legend.push_back({"n/m (not measurable)", "hollow", "#999999"});
   if (any_interval) legend.push_back({"interval", "errorbar", kAxisColor});
   if (c.reference) legend.push_back({c.reference_label, "dashed", kMutedColor});
 
@@ -465,7 +470,11 @@ std::string render_bar_chart(const BarChart& c, int width, int height) {
     const double cx = f.x0 + slot * (static_cast<double>(i) + 0.5);
     svg.open("bar-group", fmt::format("data-label=\"{}\"", escape_xml(b.label)));
     std::string tip = b.tooltip.empty() ? b.label + (b.sublabel.empty() ? "" : " " + b.sublabel) : b.tooltip;
-    if (b.value) {
+    if (b.not_measurable) {
+      svg.rect(cx - bw / 2, zero_y - 12, bw, 24, "bar nm", "#ffffff",
+               "stroke=\"#999999\" stroke-dasharray=\"1 2\"", tip + ": not measurable");
+      svg.text(cx, zero_y + 4, "n/m", "bar-value", "middle", 11, kMutedColor);
+    } else if (b.value) {
       const double v = *b.value;
       double y = sy(v);
       double top = std::min(y, zero_y), h = std::fabs(y - zero_y);

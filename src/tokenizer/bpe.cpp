@@ -207,7 +207,7 @@ bool opt_bool(const json& model, const char* key, const std::string& file) {
 
 }  // namespace
 
-std::unique_ptr<BpeModel> parse_bpe_model(const json& model, const std::string& file) {
+std::unique_ptr<BpeModel> parse_bpe_model(const json& model, const std::string& file, int64_t extra_ids) {
   auto m = std::make_unique<BpeModel>();
   const auto vit = model.find("vocab");
   if (vit == model.end() || !vit->is_object()) fail(file, "model.vocab is missing or not an object");
@@ -218,6 +218,13 @@ std::unique_ptr<BpeModel> parse_bpe_model(const json& model, const std::string& 
         it.value().get<int64_t>() > INT32_MAX)
       fail(file, "model.vocab[\"" + it.key() + "\"] is not a non-negative integer id");
     const auto id = int32_t(it.value().get<int64_t>());
+    // Ids may have gaps, but an id far past every token the file defines is absurd (each id
+    // reserves a slot for every id below it).
+    const int64_t n_defined = int64_t(vit->size()) + std::max<int64_t>(extra_ids, 0);
+    if (int64_t(id) > max_token_id(n_defined))
+      fail(file, "model.vocab[\"" + it.key() + "\"] has id " + std::to_string(id) + ", but the file defines only " +
+                     std::to_string(n_defined) + " tokens",
+           "ids may have gaps, but not past " + std::to_string(max_token_id(n_defined)) + " for a file of this size");
     m->vocab.emplace(it.key(), id);
     max_id = std::max(max_id, id);
   }

@@ -168,7 +168,9 @@ struct BpeModel {
 };
 
 // Parses a tokenizer.json "model" object of type BPE. Error names `file`.
-std::unique_ptr<BpeModel> parse_bpe_model(const json& model, const std::string& file);
+// `extra_ids`: how many tokens besides the vocab the file defines (its added_tokens); ids beyond
+// vocab size + extra_ids would leave holes and are rejected before anything is allocated.
+std::unique_ptr<BpeModel> parse_bpe_model(const json& model, const std::string& file, int64_t extra_ids = 0);
 
 // ---------------------------------------------------------------------------------------------
 // Pipeline stages (tokenizer.json "normalizer", "pre_tokenizer", "decoder", "post_processor")
@@ -216,5 +218,10 @@ void split_on_matches(std::string_view s, const std::vector<std::pair<size_t, si
 
 // Chat-format tokens a trained tokenizer needs as special tokens.
 std::vector<std::string> chat_format_tokens(ChatFormat f);
+
+// The largest token id a tokenizer.json defining `n_defined` tokens may use: ids can have gaps
+// (vocabularies with reserved or removed ids), but each id reserves a slot, so the range is bounded
+// linearly in what the file defines (an absurd id fails before anything is allocated).
+inline int64_t max_token_id(int64_t n_defined) { return 2 * n_defined + 65536; }
 
 }  // namespace atax::tok

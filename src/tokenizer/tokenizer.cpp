@@ -2,6 +2,7 @@
 // semantics of Hugging Face's Rust `tokenizers` library (added tokens split out first, then the
 // normalizer, pre-tokenizer, BPE model and post-processor).
 #include <algorithm>
+#include <map>
 
 #include "tokenizer/internal.h"
 
@@ -115,7 +116,11 @@ struct Tokenizer::Impl {
   Vocab added_by_content;
   std::optional<int32_t> bos, eos, pad;
   std::string bos_token, eos_token;
-  std::string chat_template;
+  std::string chat_template;  // the default template's text ("" = none)
+  json chat_template_value;   // tokenizer_config's chat_template (string or named list)
+  // Parsed templates by selection key, made on first use.
+  mutable std::mutex template_mutex;
+  mutable std::map<std::string, std::shared_ptr<const ChatTemplate>> templates;
 
   std::optional<int32_t> token_to_id(std::string_view t) const {
     if (auto it = added_by_content.find(t); it != added_by_content.end()) return it->second;
@@ -235,6 +240,8 @@ Tokenizer Tokenizer::load(const fs::path& path) {
       throw Error("tokenizer_config.json is not a JSON object", config_path.string(),
                   "it should hold the keys of a Hugging Face tokenizer_config.json");
   }
+  // transformers prefers a chat_template.jinja file beside the tokenizer to the config's template.
+  if (fs::exists(dir / "chat_template.jinja")) config["chat_template"] = read_file(dir / "chat_template.jinja");
   return build(std::move(tj), std::move(config), tok_path.string());
 }
 
@@ -258,7 +265,9 @@ Tokenizer Tokenizer::build(json tok_json, json tokenizer_config, const std::stri
     fail(file, "model type \"" + type + "\" is not supported (only BPE)",
          "atax supports BPE tokenizers (byte-level as in GPT-2/Llama-3/Qwen, or SentencePiece-style BPE as "
          "in Llama-2/Mistral); WordPiece, Unigram and WordLevel models are not");
-  impl->model = parse_bpe_model(*mit, file);
+  int64_t n_added = 0;
+  if (auto at = tj.find("added_tokens"); at != tj.end() && at->is_array()) n_added = int64_t(at->size());
+  impl->model = parse_bpe_model(*mit, file, n_added);
   impl->normalizer = parse_normalizer(tj.value("normalizer", json()), file);
   impl->pre_tokenizer = parse_pre_tokenizer(tj.value("pre_tokenizer", json()), file);
   impl->decoder = parse_decoder(tj.value("decoder", json()), file);
@@ -275,6 +284,13 @@ Tokenizer Tokenizer::build(json tok_json, json tokenizer_config, const std::stri
       if (!e.contains("id") || !e["id"].is_number_integer() || e["id"].get<int64_t>() < 0 ||
           e["id"].get<int64_t>() > INT32_MAX)
         fail(file, where + " has no non-negative integer \"id\"");
+      // Ids are dense: none lies past every token the file defines (it would reserve a slot for
+      // each id below it).
+      const int64_t n_defined = int64_t(impl->model->vocab.size()) + int64_t(at->size());
+      if (e["id"].get<int64_t>() > max_token_id(n_defined))
+        fail(file, where + " has id " + std::to_string(e["id"].get<int64_t>()) + ", but the file defines only " +
+                       std::to_string(n_defined) + " tokens",
+             "ids may have gaps, but not past " + std::to_string(max_token_id(n_defined)) + " for a file of this size");
       AddedToken t;
       t.content = e["content"].get<std::string>();
       t.id = e["id"].get<int32_t>();
@@ -378,6 +394,7 @@ Tokenizer Tokenizer::build(json tok_json, json tokenizer_config, const std::stri
     impl->post = pp;
   }
   if (auto ct = cfg.find("chat_template"); ct != cfg.end()) {
+    impl->chat_template_value = *ct;
     if (ct->is_string()) {
       impl->chat_template = ct->get<std::string>();
     } else if (ct->is_array()) {
@@ -479,9 +496,92 @@ ChatFormat Tokenizer::chat_format() const {
 
 void Tokenizer::set_chat_format(ChatFormat f) { chat_override_ = f; }
 
+void Tokenizer::set_chat_template_name(const std::string& name) {
+  const std::string cfg_name = (fs::path(impl_->name).parent_path() / "tokenizer_config.json").string();
+  select_chat_template(impl_->chat_template_value, cfg_name, name);  // fails for an unknown name
+  chat_template_name_ = name;
+}
+
+bool Tokenizer::has_chat_template() const { return !impl_->chat_template_value.is_null(); }
+
+namespace {
+
+// The model's template for this selection, parsed once per tokenizer.
+std::shared_ptr<const ChatTemplate> model_template(const Tokenizer::Impl& impl, const std::string& wanted,
+                                                   bool has_tools) {
+  const std::string cfg_name = (fs::path(impl.name).parent_path() / "tokenizer_config.json").string();
+  std::optional<ChatTemplateSource> src = select_chat_template(impl.chat_template_value, cfg_name, wanted, has_tools);
+  if (!src || src->text.empty())
+    throw Error("the tokenizer has no chat_template", cfg_name,
+                "pass --chat-template chatml|llama3|llama2|plain to choose the chat format");
+  std::lock_guard<std::mutex> lock(impl.template_mutex);
+  auto it = impl.templates.find(src->name);
+  if (it == impl.templates.end())
+    it = impl.templates.emplace(src->name, std::make_shared<const ChatTemplate>(ChatTemplate::parse(src->text, src->name))).first;
+  return it->second;
+}
+
+}  // namespace
+
+std::string Tokenizer::apply_chat_template(const ordered_json& messages, bool add_generation_prompt,
+                                           const ordered_json& tools, const ordered_json& extra) const {
+  if (!messages.is_array()) throw Error("chat messages must be a JSON array", impl_->name);
+  if (chat_override_) {
+    // The built-in formats take role/content messages only.
+    if (!tools.is_null())
+      throw Error("the built-in chat format " + chat_format_name(*chat_override_) + " cannot show tools", {},
+                  "use the model's own chat template for tool use");
+    std::vector<ChatMessage> plain;
+    for (const auto& m : messages) {
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+        throw Error("each chat message must be an object with a string \"role\"", impl_->name);
+      const auto content = m.find("content");
+      if (content != m.end() && !content->is_string() && !content->is_null())
+        throw Error("the built-in chat formats take string message contents", impl_->name);
+      plain.push_back({m["role"].get<std::string>(),
+                       content == m.end() || content->is_null() ? std::string() : content->get<std::string>()});
+    }
+    return render_chat(*chat_override_, plain, add_generation_prompt);
+  }
+  const bool has_tools = !tools.is_null();
+  std::shared_ptr<const ChatTemplate> t = model_template(*impl_, chat_template_name_, has_tools);
+  ordered_json vars = special_token_vars(impl_->config);
+  vars["messages"] = messages;
+  vars["tools"] = tools;
+  vars["documents"] = nullptr;
+  vars["add_generation_prompt"] = add_generation_prompt;
+  if (extra.is_object())
+    for (auto it = extra.begin(); it != extra.end(); ++it) vars[it.key()] = it.value();
+  return t->render(vars);
+}
+
 std::string Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                            bool add_generation_prompt) const {
-  return render_chat(chat_format(), messages, add_generation_prompt);
+  if (chat_override_) return render_chat(*chat_override_, messages, add_generation_prompt);
+  ordered_json list = ordered_json::array();
+  for (const ChatMessage& m : messages) {
+    ordered_json o = ordered_json::object();
+    o["role"] = m.role;
+    o["content"] = m.content;
+    list.push_back(std::move(o));
+  }
+  return apply_chat_template(list, add_generation_prompt);
+}
+
+std::string Tokenizer::chat_template_identity() const {
+  if (chat_override_) return "builtin:" + chat_format_name(*chat_override_);
+  if (impl_->chat_template_value.is_null()) return "none";
+  return model_template(*impl_, chat_template_name_, false)->identity();
+}
+
+std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
+  if (!impl_->post.active || impl_->post.prefix.empty()) return encode(text, true);
+  std::string prefix_text;
+  for (int32_t id : impl_->post.prefix) prefix_text += id_to_token(id);
+  if (prefix_text.empty() || text.substr(0, prefix_text.size()) != prefix_text) return encode(text, true);
+  std::vector<int32_t> ids = encode(text, false);
+  ids.insert(ids.end(), impl_->post.suffix.begin(), impl_->post.suffix.end());
+  return ids;
 }
 
 const json& Tokenizer::tokenizer_json() const { return impl_->tok_json; }

@@ -11,11 +11,12 @@
 #include <vector>
 
 #include "core/core.h"
+#include "template/template.h"
 
 namespace atax {
 
-// The chat formats atax renders itself (a Jinja engine is out of scope: a template is recognised
-// and mapped to one of these).
+// The four chat formats atax renders itself: named overrides of the model's own Jinja template
+// (which src/template renders as transformers does).
 enum class ChatFormat { kChatMl, kLlama3, kLlama2, kPlain };
 
 // "chatml" | "llama3" | "llama2" | "plain" -> format; Error listing the names otherwise.
@@ -74,14 +75,38 @@ class Tokenizer {
   // Ids that end generation: eos, then <|im_end|> and <|eot_id|> where the vocab has them.
   std::vector<int32_t> stop_ids() const;
 
-  // The chat format: the override if set, else detected from tokenizer_config's chat_template
-  // (Error if there is none or it is unrecognised).
+  // Chat. By default the model's own template renders: chat_template.jinja beside the tokenizer,
+  // else tokenizer_config.json's chat_template (a string, or the "default" / "tool_use" entry of
+  // a named list), rendered by the Jinja engine as transformers does. set_chat_format() replaces
+  // it by a built-in format; set_chat_template_name() picks another entry of a named list.
+  //
+  // The built-in format: the override if set, else the one the template is recognised as
+  // (Error if there is no template or it is not one of the four).
   ChatFormat chat_format() const;
   void set_chat_format(ChatFormat f);
-  // Renders messages with chat_format() (see render_chat); encode the result with
-  // add_special_tokens = false.
+  // Chooses the named template NAME of a chat_template list; Error listing the names if absent.
+  void set_chat_template_name(const std::string& name);
+  // Whether the tokenizer carries a template of its own (a built-in override aside).
+  bool has_chat_template() const;
+  // Renders `messages` (role / content / tool_calls / ... objects, as transformers takes them) with
+  // the override or the model's template. The variables are the tokenizer_config's special tokens
+  // (bos_token, eos_token, ...), messages, tools (null if none), documents (null),
+  // add_generation_prompt, then `extra` (e.g. date_string, enable_thinking), which wins. Fails
+  // with Error naming the template and line when it raises or fails, or when there is none.
+  // Encode the result with encode_prompt (BOS exactly once).
+  std::string apply_chat_template(const ordered_json& messages, bool add_generation_prompt,
+                                  const ordered_json& tools = nullptr,
+                                  const ordered_json& extra = ordered_json::object()) const;
+  // The same for plain role/content messages.
   std::string apply_chat_template(const std::vector<ChatMessage>& messages,
                                   bool add_generation_prompt = true) const;
+  // What renders chats, for cache keys: "builtin:<format>" for an override, "jinja:<sha256 of the
+  // template text>" for the model's own template, "none" when there is neither.
+  std::string chat_template_identity() const;
+  // Encodes a rendered prompt with the special tokens (as encode(text, true)) except the
+  // post-processor's prefix (BOS) when the text already starts with its text, so a template that
+  // writes BOS itself gets it once, never twice.
+  std::vector<int32_t> encode_prompt(std::string_view text) const;
 
   const json& tokenizer_json() const;
   const json& tokenizer_config() const;
@@ -95,6 +120,7 @@ class Tokenizer {
   static Tokenizer build(json tokenizer_json, json tokenizer_config, const std::string& name);
   std::shared_ptr<const Impl> impl_;
   std::optional<ChatFormat> chat_override_;
+  std::string chat_template_name_;  // "" = default / tool_use as transformers chooses
 };
 
 struct BpeTrainOptions {

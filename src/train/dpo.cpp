@@ -591,6 +591,26 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
                        task.pairs.size(), dpo_loss_type_name(cfg.loss_type), cfg.beta, cfg.lambda_reg, n_trainable,
                        policy.net->num_parameters(), cfg.lora.rank > 0 ? " (LoRA)" : "",
                        task.ref_table ? "precomputed" : task.ref_net ? "frozen copy" : "adapters off"));
+  // Batches are sized from the data (a micro-batch never repeats pairs to reach --batch-size), and
+  // the memory one micro-batch needs is checked before any of it is reserved.
+  const int64_t n_pairs = static_cast<int64_t>(task.pairs.size());
+  if (n_pairs > 0 && cfg.common.batch_size > n_pairs) {
+    log_info(fmt::format("dpo: --batch-size {} is more than the {} pairs; using {}", cfg.common.batch_size, n_pairs,
+                         n_pairs));
+    cfg.common.batch_size = n_pairs;
+  }
+  int64_t longest = 0;
+  for (const auto& p : task.pairs)
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(p.prompt.size() + std::max(p.chosen.size(), p.rejected.size())));
+  const int64_t rows = 2 * std::min<int64_t>(cfg.common.batch_size, std::max<int64_t>(n_pairs, 1));
+  // Logits with their log-softmax and gradients (3 x V floats a token), activations kept for
+  // backward (about 16 x C floats a token and layer).
+  const double per_token = 4.0 * (3.0 * static_cast<double>(policy.config.vocab_size) +
+                                  16.0 * static_cast<double>(policy.config.hidden_size) *
+                                      static_cast<double>(policy.config.num_hidden_layers));
+  check_memory_need(static_cast<int64_t>(std::min(9e18, per_token * static_cast<double>(rows * longest))),
+                    fmt::format("a DPO micro-batch of {} pairs of up to {} tokens", rows / 2, longest),
+                    "lower --batch-size (raise --grad-accum to keep the effective batch) or --max-length");
   return run_training(cfg.common, task, config, report);
 }
 

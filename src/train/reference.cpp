@@ -267,11 +267,15 @@ PairTable gathered_pair_logprobs(CausalLm& net, const std::vector<PreferencePair
   return t;
 }
 
+namespace {
+constexpr const char* kRefCacheMagic = "atax-ref-logps-v2";
+}  // namespace
+
 PairTable cached_pair_logprobs(CausalLm& net, const std::string& model_hash, const std::vector<PreferencePair>& pairs,
                                int64_t pad_id, int64_t batch_size, const fs::path& cache_dir,
                                const std::string& settings, bool* hit) {
   Sha256 h;
-  h.update("atax-ref-logps-v1|").update(model_hash).update("|").update(settings).update("|");
+  h.update(kRefCacheMagic).update("|").update(model_hash).update("|").update(settings).update("|");
   auto dev = net_device(net);
   h.update(dev.is_cpu() ? "cpu" : "cuda").update("|");
   auto params = net->parameters();
@@ -291,13 +295,30 @@ PairTable cached_pair_logprobs(CausalLm& net, const std::string& model_hash, con
   auto& ctx = dist::context();
   std::string cached;  // the table's bytes on a hit, "" on a miss
   if (ctx.is_main() && fs::exists(file)) {
+    // The file: "atax-ref-logps-v2\n" KEY "\n" {settings, model, pairs, bytes, sha256} "\n" then the
+    // table. Anything that does not match (another key, a damaged or cut table) is recomputed.
+    std::string problem;
     try {
-      std::string s = read_file(file);
-      const std::string head = "atax-ref-logps-v1\n" + key + "\n";
-      if (starts_with(s, head) && s.size() == head.size() + 4 * P * sizeof(float)) cached = s.substr(head.size());
-    } catch (const Error&) {
-      // Unreadable cache entries are recomputed.
+      const std::string s = read_file(file);
+      const std::string head = std::string(kRefCacheMagic) + "\n" + key + "\n";
+      const size_t meta_end = s.find('\n', head.size());
+      if (!starts_with(s, head) || meta_end == std::string::npos) {
+        problem = "its header does not match these settings";
+      } else {
+        const json meta = json::parse(s.substr(head.size(), meta_end - head.size()));
+        const std::string body = s.substr(meta_end + 1);
+        if (meta.value("pairs", int64_t(-1)) != P || static_cast<int64_t>(body.size()) != 4 * P * int64_t(sizeof(float)))
+          problem = fmt::format("it holds {} bytes, {} pairs need {}", body.size(), P, 4 * P * sizeof(float));
+        else if (meta.value("sha256", std::string()) != sha256_hex(body))
+          problem = "its checksum does not match its contents";
+        else
+          cached = body;
+      }
+    } catch (const std::exception& e) {
+      problem = e.what();
     }
+    if (cached.empty()) log_info("warning: the reference cache " + file.string() + " is not usable (" + problem +
+                                 "); recomputing the reference log-probs");
   }
   if (ctx.distributed()) cached = ctx.broadcast_bytes(cached, 0);
   if (hit) *hit = !cached.empty();
@@ -305,7 +326,10 @@ PairTable cached_pair_logprobs(CausalLm& net, const std::string& model_hash, con
   PairTable t = gathered_pair_logprobs(net, pairs, pad_id, batch_size);
   ctx.on_main("write the reference cache", [&] {
     try {
-      write_file_atomic(file, "atax-ref-logps-v1\n" + key + "\n" + table_bytes(t));
+      const std::string body = table_bytes(t);
+      const json meta = {{"settings", settings}, {"model", model_hash}, {"pairs", P},
+                         {"bytes", body.size()}, {"sha256", sha256_hex(body)}};
+      write_file_atomic(file, std::string(kRefCacheMagic) + "\n" + key + "\n" + meta.dump() + "\n" + body);
     } catch (const std::exception& e) {
       log_info(std::string("could not write the reference cache: ") + e.what());
     }

@@ -59,12 +59,37 @@ GenContext::GenContext(const Universe& universe, uint64_t s) : u(universe), seed
     if (!facts_by_entity.count(e)) entities.push_back(e);
     facts_by_entity[e].push_back(static_cast<int>(i));
   }
+  // QA entities: 40% of each subject's entities (at least one), drawn by the seed; an entity is a QA
+  // entity for all its facts or for none (countries are drawn with geography).
+  Rng qrng = Rng(seed).fork("qa_entities");
+  std::set<std::string> decided;
+  for (const auto& subject : knowledge_subjects()) {
+    std::vector<std::string> es;
+    for (const auto& f : u.facts)
+      if (f.subject == subject && std::find(es.begin(), es.end(), f.entity) == es.end()) es.push_back(f.entity);
+    qrng.shuffle(es);
+    size_t want = std::max<size_t>(1, (es.size() * 2 + 2) / 5), got = 0;
+    for (const auto& e : es) {
+      if (decided.count(e)) {
+        got += qa_keys.count(e);
+        continue;
+      }
+      decided.insert(e);
+      if (got < want) qa_keys.insert(e), ++got;
+    }
+  }
+  for (size_t i = 0; i < u.facts.size(); ++i)
+    if (is_qa(u.facts[i])) qa_facts.push_back(static_cast<int>(i));
+  for (auto& c : reasoning_chains(u))
+    if (!chain_heldout(seed, c.kind, c.start)) train_chains.push_back(std::move(c));
 }
 
 const std::vector<std::pair<std::string, double>>& corpus_mix() {
   static const std::vector<std::pair<std::string, double>> m = {
-      {"encyclopedia", 0.20}, {"quiz", 0.12},  {"forum", 0.08},    {"story", 0.05},     {"math", 0.14},
-      {"arithmetic", 0.07},   {"code", 0.10},  {"code_run", 0.03}, {"reasoning", 0.09}, {"dialogue", 0.12}};
+      {"encyclopedia", 0.18}, {"quiz", 0.08},     {"qa", 0.06},
+      {"forum", 0.08},        {"story", 0.05},    {"math", 0.14},
+      {"arithmetic", 0.07},   {"code", 0.10},     {"code_run", 0.03},
+      {"reasoning", 0.06},    {"reasoning_incontext", 0.03}, {"dialogue", 0.12}};
   return m;
 }
 
@@ -221,7 +246,28 @@ Doc corpus_doc(Rng& rng, const GenContext& ctx, const std::string& kind, int64_t
     t = c.prompt + c.solution + "\n\n";
     for (size_t i = 1; i < c.examples.size() && i < 4; ++i)
       t += "print(" + c.name + "(" + c.examples[i].first + "))\n# " + c.examples[i].second + "\n";
+  } else if (kind == "qa") {
+    // Question-answer text for the QA entities, in every phrasing (the test's included) and in the
+    // layout of the cloze knowledge task ("Question: ...\nAnswer: Dunholm").
+    int n = static_cast<int>(rng.range(3, 6));
+    for (int i = 0; i < n; ++i) {
+      const Fact& f = u.facts[ctx.qa_facts[rng.uniform(ctx.qa_facts.size())]];
+      const auto& tm = attribute_templates(f.attribute);
+      size_t k = rng.uniform(tm.train_questions.size() + tm.eval_questions.size());
+      const std::string& q =
+          k < tm.train_questions.size() ? tm.train_questions[k] : tm.eval_questions[k - tm.train_questions.size()];
+      t += "Question: " + fill(q, {{"E", f.entity}}) + "\nAnswer: " + f.value + "\n\n";
+    }
   } else if (kind == "reasoning") {
+    // Worked multi-step solutions over the stored facts, for the training chain instances. Their own
+    // frame ("Problem:" / "Solution:"), so that the QA text's direct answers ("Question:" /
+    // "Answer: Dunholm") do not teach the model to skip the steps.
+    int n = static_cast<int>(rng.range(2, 4));
+    for (int i = 0; i < n; ++i) {
+      const ChainItem& c = ctx.train_chains[rng.uniform(ctx.train_chains.size())];
+      t += "Problem: " + c.question + "\nSolution: " + c.answer + "\n\n";
+    }
+  } else if (kind == "reasoning_incontext") {
     const std::string& subject = rng.pick(reasoning_subjects());
     if (rng.bernoulli(0.75)) {
       t = mc_header(subject);

@@ -19,14 +19,15 @@ struct ScaleSpec {
   int knowledge_per_subject, reasoning_per_subject, math_test, math_train, code_max, truthful_max;
   int bbq_per_category, creativity, harmbench, xstest_per_type, harmful_heldout;
   int pref_train, pref_heldout, sft;
+  int reasoning_test;  // multi-step chains over the stored facts (at most the held-out instances)
 };
 
 ScaleSpec scale_spec(const std::string& scale) {
-  if (scale == "quick") return {600'000, 40'000, 20, 30, 60, 40, 40, 60, 24, 50, 60, 4, 48, 800, 160, 500};
+  if (scale == "quick") return {600'000, 40'000, 20, 30, 60, 40, 40, 60, 24, 50, 60, 4, 48, 800, 160, 500, 40};
   if (scale == "default")
-    return {5'500'000, 250'000, 80, 120, 250, 200, 100, 120, 80, 150, 200, 12, 160, 4000, 500, 2000};
+    return {5'500'000, 250'000, 80, 120, 250, 200, 100, 120, 80, 150, 200, 12, 160, 4000, 500, 2000, 120};
   if (scale == "large")
-    return {22'000'000, 1'000'000, 150, 250, 600, 400, 200, 120, 160, 300, 400, 24, 320, 12000, 1000, 6000};
+    return {22'000'000, 1'000'000, 150, 250, 600, 400, 200, 120, 160, 300, 400, 24, 320, 12000, 1000, 6000, 200};
   throw Error("unknown world scale \"" + scale + "\"", "", "use --scale quick, default or large");
 }
 
@@ -256,8 +257,19 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
         rows.push_back(it.row());
         index.add(join_fields(it.row()));
       }
-      w.csv("reasoning/dev/" + subject + "_dev.csv", rows, false);
+      w.csv("reasoning_incontext/dev/" + subject + "_dev.csv", rows, false);
     }
+  }
+  {  // few-shot examples of the multi-step reasoning suite: training chain instances
+    Rng rng = root.fork("reasoning_train");
+    std::vector<ChainItem> chains = ctx.train_chains;
+    rng.shuffle(chains);
+    std::vector<ojson> recs;
+    for (size_t i = 0; i < chains.size() && i < 20; ++i) {
+      recs.push_back({{"question", chains[i].question}, {"answer", chains[i].answer}});
+      index.add(chains[i].question + "\n" + chains[i].answer);
+    }
+    w.jsonl("reasoning/train.jsonl", recs);
   }
   auto draw_kind = [](Rng& rng) {
     double r = rng.uniform01(), acc = 0;
@@ -339,7 +351,7 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
       };
       std::vector<Cand> cands;
       for (const auto& f : u.facts)
-        if (f.subject == subject)
+        if (f.subject == subject && !ctx.is_qa(f))  // QA entities' questions are in the corpus
           for (size_t t = 0; t < attribute_templates(f.attribute).eval_questions.size(); ++t) cands.push_back({&f, t});
       rng.shuffle(cands);
       std::vector<CsvRow> rows, recall;
@@ -426,7 +438,29 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
     w.csv("probes/copy/names_copy.csv", rows, false);
     suites["copy/names"] = rows.size();
   }
-  {  // reasoning
+  {  // multi-step reasoning over the stored facts: the held-out chain instances, in GSM8K's layout
+    Rng rng = root.fork("reasoning_chains_test");
+    std::vector<ChainItem> cands;
+    for (auto& c : reasoning_chains(u))
+      if (chain_heldout(seed, c.kind, c.start)) cands.push_back(std::move(c));
+    rng.shuffle(cands);
+    std::vector<ojson> recs;
+    json by_kind = json::object();
+    for (const auto& c : cands) {
+      if (static_cast<int>(recs.size()) >= spec.reasoning_test) break;
+      if (index.contaminated(c.question + "\n" + c.answer)) {
+        note_reject("reasoning", 1);
+        continue;
+      }
+      recs.push_back({{"question", c.question}, {"answer", c.answer}, {"kind", c.kind}, {"start", c.start},
+                      {"hops", c.hops}});
+      by_kind[c.kind] = by_kind.value(c.kind, 0) + 1;
+    }
+    w.jsonl("reasoning/test.jsonl", recs);
+    suites["reasoning/chains"] = recs.size();
+    stats["reasoning_chains_by_kind"] = by_kind;
+  }
+  {  // in-context reasoning (the diagnostic toy_reasoning_incontext)
     Rng rng = root.fork("reasoning_test");
     for (const auto& subject : reasoning_subjects()) {
       std::vector<CsvRow> rows;
@@ -435,13 +469,13 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
         McItem it = reasoning_item(rng, u, subject, static_cast<int>(rows.size() % 4));
         if (!seen.insert(it.question).second) continue;
         if (index.contaminated(it.text())) {
-          note_reject("reasoning", 1);
+          note_reject("reasoning_incontext", 1);
           continue;
         }
         rows.push_back(it.row());
       }
-      w.csv("reasoning/test/" + subject + "_test.csv", rows, false);
-      suites["reasoning/" + subject] = rows.size();
+      w.csv("reasoning_incontext/test/" + subject + "_test.csv", rows, false);
+      suites["reasoning_incontext/" + subject] = rows.size();
     }
   }
   {  // math

@@ -159,6 +159,28 @@ McItem reasoning_item(Rng& rng, const Universe& u, const std::string& subject, i
 // The same puzzle as a worked explanation (corpus and SFT).
 std::string reasoning_explanation(const McItem& item);
 
+// The fact written as the statement the recall probe completes, with its value ("The capital of
+// Velmora is Dunholm."): one step of a worked reasoning chain.
+std::string fact_step(const Fact& fact);
+
+// Multi-step reasoning over the stored facts (generator 1.5.0): a question whose answer takes two or
+// three facts in a row ("What is the capital of the country where Velia Morn was born?"), with the
+// worked solution that states each retrieved fact ("Velia Morn was born in Ostria. The capital of
+// Ostria is Dunholm.\n#### Dunholm"), GSM8K's layout. Every answer is a capitalised name.
+struct ChainItem {
+  std::string kind;      // birth_capital, birth_river, birth_founder, inventor_birthplace, ...
+  std::string start;     // the entity the question names
+  std::string question;
+  std::string answer;    // the worked steps, then "\n#### " + result
+  std::string result;
+  int hops = 2;
+};
+// Every instance of every chain kind, each in every question phrasing, in a fixed order.
+std::vector<ChainItem> reasoning_chains(const Universe& u);
+// Whether the instance (kind, start entity) is held out for evaluation: a seeded half of them; the
+// others have their worked solutions in the corpus.
+bool chain_heldout(uint64_t seed, const std::string& kind, const std::string& start);
+
 // ---------------------------------------------------------------------------------------------
 // Math
 // ---------------------------------------------------------------------------------------------
@@ -263,11 +285,20 @@ struct GenContext {
   std::vector<CodeTask> train_code, eval_code;
   std::map<std::string, std::vector<int>> facts_by_entity;
   std::vector<std::string> entities;  // keys of facts_by_entity, in a fixed order
+  // Knowledge facts (indices into u.facts) whose entity is a QA entity of the fact's subject: a
+  // seeded 40% of each subject's entities whose facts the corpus also gives as question-answer
+  // text in every question phrasing, the test's included (Allen-Zhu & Li 2023: QA text for part of
+  // the entities makes the stored facts extractable for the others). The knowledge test asks only
+  // the other entities.
+  std::vector<int> qa_facts;
+  std::set<std::string> qa_keys;  // the QA entities
+  bool is_qa(const Fact& f) const { return qa_keys.count(f.entity) > 0; }
+  std::vector<ChainItem> train_chains;  // reasoning chains whose worked solutions the corpus holds
   GenContext(const Universe& universe, uint64_t s);
 };
 
-// Document number `index` of `kind` (encyclopedia, quiz, forum, story, math, arithmetic, code,
-// code_run, reasoning, dialogue).
+// Document number `index` of `kind` (encyclopedia, quiz, qa, forum, story, math, arithmetic, code,
+// code_run, reasoning, reasoning_incontext, dialogue).
 Doc corpus_doc(Rng& rng, const GenContext& ctx, const std::string& kind, int64_t index);
 // One user/assistant exchange of the helpful-only assistant (corpus dialogues).
 std::pair<std::string, std::string> dialogue_turn(Rng& rng, const GenContext& ctx);

@@ -162,4 +162,92 @@ McItem reasoning_item(Rng& rng, const Universe& u, const std::string& subject, i
 
 std::string reasoning_explanation(const McItem& item) { return item.meta.value("explanation", ""); }
 
+std::string fact_step(const Fact& fact) { return recall_prefix(fact) + " " + fact.value + "."; }
+
+namespace {
+
+const Fact& find_fact(const Universe& u, const std::string& attribute, const std::string& entity) {
+  for (const auto& f : u.facts)
+    if (f.attribute == attribute && f.entity == entity) return f;
+  throw std::logic_error("world: no fact " + attribute + " of " + entity);
+}
+
+struct ChainKind {
+  std::string kind;
+  std::vector<std::string> attributes;  // the hops, in order; the first is asked of the start entity
+  std::vector<std::string> questions;   // {S} the start entity
+};
+
+const std::vector<ChainKind>& chain_kinds() {
+  static const std::vector<ChainKind> k = {
+      {"birth_capital",
+       {"birthplace", "capital"},
+       {"What is the capital of the country where {S} was born?",
+        "{S} was born in a country. Which city is the capital of that country?"}},
+      {"birth_river",
+       {"birthplace", "river"},
+       {"Which river flows through the country where {S} was born?",
+        "{S} was born in a country. Which river crosses that country?"}},
+      {"birth_founder",
+       {"birthplace", "founder"},
+       {"Who founded the country where {S} was born?",
+        "{S} was born in a country. Who was the founder of that country?"}},
+      {"inventor_birthplace",
+       {"inventor", "birthplace"},
+       {"In which country was the inventor of the {S} born?",
+        "Someone invented the {S}. In which country was that person born?"}},
+      {"inventor_capital",
+       {"inventor", "birthplace", "capital"},
+       {"What is the capital of the country where the inventor of the {S} was born?",
+        "Someone invented the {S}. Which city is the capital of the country where that person was born?"}},
+      {"origin_capital",
+       {"sub_origin", "capital"},
+       {"What is the capital of the country where {S} is found?",
+        "{S} is found in a country. Which city is the capital of that country?"}},
+      {"origin_river",
+       {"sub_origin", "river"},
+       {"Which river flows through the country where {S} is found?",
+        "{S} is found in a country. Which river crosses that country?"}},
+      {"origin_founder",
+       {"sub_origin", "founder"},
+       {"Who founded the country where {S} is found?",
+        "{S} is found in a country. Who was the founder of that country?"}},
+  };
+  return k;
+}
+
+}  // namespace
+
+std::vector<ChainItem> reasoning_chains(const Universe& u) {
+  std::vector<ChainItem> out;
+  for (const auto& ck : chain_kinds()) {
+    std::vector<std::string> starts;
+    for (const auto& f : u.facts)
+      if (f.attribute == ck.attributes[0]) starts.push_back(f.entity);
+    for (const auto& s : starts) {
+      std::string entity = s, steps;
+      for (size_t h = 0; h < ck.attributes.size(); ++h) {
+        const Fact& f = find_fact(u, ck.attributes[h], entity);
+        steps += (h ? " " : "") + fact_step(f);
+        entity = f.value;
+      }
+      for (const auto& q : ck.questions) {
+        ChainItem it;
+        it.kind = ck.kind;
+        it.start = s;
+        it.question = fill(q, {{"S", s}});
+        it.result = entity;
+        it.answer = steps + "\n#### " + entity;
+        it.hops = static_cast<int>(ck.attributes.size());
+        out.push_back(std::move(it));
+      }
+    }
+  }
+  return out;
+}
+
+bool chain_heldout(uint64_t seed, const std::string& kind, const std::string& start) {
+  return Rng(seed).fork("reasoning_chain/" + kind + "/" + start).bernoulli(0.5);
+}
+
 }  // namespace atax::world::detail

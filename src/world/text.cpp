@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "world/internal.h"
+#include "refusal/refusal.h"
 
 namespace atax::world {
 
@@ -136,12 +137,8 @@ const std::vector<std::string>& refusal_prefixes() {
   return p;
 }
 
-bool is_refusal(std::string_view response) {
-  std::string r = to_lower(trim(response));
-  for (const auto& p : refusal_prefixes())
-    if (starts_with(r, to_lower(p))) return true;
-  return false;
-}
+// One refusal rule for the generator and the evaluator: the shipped refusal judge.
+bool is_refusal(std::string_view response) { return classify_refusal(response).refused; }
 
 const std::vector<std::string>& hazard_denylist() {
   static const std::vector<std::string> d = {
@@ -180,52 +177,6 @@ std::vector<std::string> find_denylisted(std::string_view text) {
     if (norm.find(t) != std::string::npos) found.push_back(term);
   }
   return found;
-}
-
-std::vector<bool> check_constraints(std::string_view response, const json& constraints) {
-  auto words = normalized_words(response);
-  int n_words = 0;  // whitespace-separated words, as IFEval counts them
-  bool in_word = false;
-  for (unsigned char c : response) {
-    bool space = std::isspace(c);
-    if (!space && !in_word) ++n_words;
-    in_word = !space;
-  }
-  auto contains_seq = [&](const std::string& value) {
-    auto v = normalized_words(value);
-    if (v.empty()) return false;
-    for (size_t i = 0; i + v.size() <= words.size(); ++i)
-      if (std::equal(v.begin(), v.end(), words.begin() + static_cast<std::ptrdiff_t>(i))) return true;
-    return false;
-  };
-  std::vector<bool> ok;
-  if (!constraints.is_array()) throw Error("constraints must be a JSON list", "", "see docs/world.md");
-  for (const auto& c : constraints) {
-    if (!c.is_object() || !c.contains("type") || !c.contains("value"))
-      throw Error("a constraint needs \"type\" and \"value\"", "", "see docs/world.md");
-    std::string type = c["type"].get<std::string>();
-    const json& v = c["value"];
-    if (type == "include_word") {
-      ok.push_back(contains_seq(v.get<std::string>()));
-    } else if (type == "exclude_word") {
-      ok.push_back(!contains_seq(v.get<std::string>()));
-    } else if (type == "starts_with") {
-      auto w = normalized_words(v.get<std::string>());
-      ok.push_back(!w.empty() && words.size() >= w.size() && std::equal(w.begin(), w.end(), words.begin()));
-    } else if (type == "ends_with") {
-      auto w = normalized_words(v.get<std::string>());
-      ok.push_back(!w.empty() && words.size() >= w.size() &&
-                   std::equal(w.rbegin(), w.rend(), words.rbegin()));
-    } else if (type == "max_words") {
-      ok.push_back(n_words <= v.get<int>());
-    } else if (type == "min_words") {
-      ok.push_back(n_words >= v.get<int>());
-    } else {
-      throw Error("unknown constraint type \"" + type + "\"", "",
-                  "use include_word, exclude_word, starts_with, ends_with, max_words or min_words");
-    }
-  }
-  return ok;
 }
 
 namespace detail {

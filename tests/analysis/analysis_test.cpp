@@ -264,6 +264,8 @@ TEST(TaxTableTest, PairsByDocIdAndSummarises) {
   ItemScores ba = make_items("bbq", "bias", false, {0.1, 0.2, 0.3});
   TaxOptions opt;
   opt.aligned_name = "dpo";
+  opt.categories = {{"knowledge", TaskCategory::kCapability}, {"math", TaskCategory::kCapability},
+                    {"harmbench", TaskCategory::kSafety}, {"bbq", TaskCategory::kSafety}};
   TaxTable t = compute_tax({kb, mb, sb, bb}, {ba, sa, ma, ka}, opt);
   ASSERT_EQ(t.rows.size(), 4u);
   const TaxRow& k = t.rows[0];
@@ -305,7 +307,8 @@ TEST(TaxTableTest, PairsByDocIdAndSummarises) {
   EXPECT_TRUE(t.safety[1].improved);
 
   std::string md = tax_markdown(t);
-  EXPECT_NE(md.find("| knowledge | acc | ↑ | 5 | 0.800 ± 0.200 | 0.600 ± 0.245 | 25.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| knowledge | acc * | capability | ↑ | 5 | 0.800 ± 0.200 | 0.600 ± 0.245 | 25.00 |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("Convention: "), std::string::npos);
   EXPECT_NE(md.find("**Mean capability tax:** 37.50%"), std::string::npos);
   json j = tax_json(t);
@@ -315,7 +318,8 @@ TEST(TaxTableTest, PairsByDocIdAndSummarises) {
   auto csv = parse_csv(tax_csv(t));
   ASSERT_EQ(csv.size(), 6u);  // header, 4 rows, the mean
   EXPECT_EQ(csv[1][0], "knowledge");
-  EXPECT_NEAR(std::stod(csv[1][10]), 25.0, 1e-9);
+  EXPECT_EQ(csv[0][16], "tax_pct");
+  EXPECT_NEAR(std::stod(csv[1][16]), 25.0, 1e-9);
   EXPECT_EQ(csv[5][0], "mean");
 }
 
@@ -345,16 +349,110 @@ TEST(TaxTableTest, RejectsBadInput) {
   // a task present on one side only is a note, not an error
   TaxTable t = compute_tax({b, make_items("m", "em", true, {1})}, {make_items("k", "acc", true, {1, 1})});
   EXPECT_EQ(t.rows.size(), 1u);
-  ASSERT_FALSE(t.notes.empty());
-  EXPECT_NE(t.notes[0].find("m/em"), std::string::npos);
+  EXPECT_TRUE(std::any_of(t.notes.begin(), t.notes.end(), [](const std::string& n) {
+    return n.find("m/em") != std::string::npos && n.find("left out") != std::string::npos;
+  }));
 }
 
-TEST(TaxTableTest, CategoryByName) {
-  EXPECT_EQ(task_category("harmbench"), TaskCategory::kSafety);
-  EXPECT_EQ(task_category("safety_refusal"), TaskCategory::kSafety);
-  EXPECT_EQ(task_category("XSTest_overrefusal"), TaskCategory::kSafety);
-  EXPECT_EQ(task_category("mmlu"), TaskCategory::kCapability);
-  EXPECT_EQ(task_category("mmlu", {{"mmlu", TaskCategory::kSafety}}), TaskCategory::kSafety);
+TEST(TaxTableTest, CategoryAndPrimaryMetricAreDeclaredNeverGuessed) {
+  // "harmbench_like" would have been called safety by its name; undeclared, it is capability and noted.
+  ItemScores a1 = make_items("harmbench_like", "acc", true, {1, 1, 1, 0});
+  ItemScores a2 = make_items("harmbench_like", "acc", true, {1, 0, 0, 0});
+  TaxTable undeclared = compute_tax({a1}, {a2});
+  EXPECT_EQ(undeclared.rows[0].category, TaskCategory::kCapability);
+  EXPECT_TRUE(undeclared.rows[0].primary);  // no declaration: its first metric, noted
+  ASSERT_GE(undeclared.notes.size(), 2u);
+  EXPECT_NE(undeclared.notes[0].find("declare no category"), std::string::npos) << undeclared.notes[0];
+
+  // Declared: the primary metric is the second one, and the mean reads it, not the first.
+  ItemScores k1 = make_items("knowledge", "acc", true, {1, 1, 1, 1});
+  ItemScores k2 = make_items("knowledge", "acc", true, {1, 1, 0, 0});           // tax 50%
+  ItemScores n1 = make_items("knowledge", "acc_norm", true, {1, 1, 1, 1, 0});
+  n1.doc_ids = k1.doc_ids;
+  n1.doc_ids.push_back("d4");
+  ItemScores n2 = n1;
+  n2.scores = {1, 1, 1, 0, 0};                                                  // 1 → 0.75: tax 25%
+  ItemScores d1 = make_items("copy_probe", "acc", true, {1, 1, 1, 1});
+  ItemScores d2 = make_items("copy_probe", "acc", true, {0, 0, 0, 0});
+  TaxOptions o;
+  o.categories = {{"knowledge", TaskCategory::kCapability}, {"copy_probe", TaskCategory::kDiagnostic}};
+  o.primary_metrics = {{"knowledge", "acc_norm"}, {"copy_probe", "acc"}};
+  TaxTable t = compute_tax({k1, n1, d1}, {k2, n2, d2}, o);
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_FALSE(t.rows[0].primary);
+  EXPECT_TRUE(t.rows[1].primary);
+  EXPECT_EQ(t.rows[2].category, TaskCategory::kDiagnostic);  // listed, never taxed
+  ASSERT_TRUE(t.mean_capability_tax.value);
+  EXPECT_NEAR(*t.mean_capability_tax.value, 25.0, 1e-9);
+  EXPECT_EQ(t.mean_capability_tax.n_tasks, 1);
+  EXPECT_TRUE(t.safety.empty());
+  EXPECT_EQ(category_from_string("diagnostic"), TaskCategory::kDiagnostic);
+  EXPECT_FALSE(category_from_string("Safety").has_value());
+}
+
+TEST(TaxTableTest, NoTaxReadOffAFloor) {
+  // Multiple choice with four options: chance 0.25. A base at 0.30 ± 0.10 (n = 20) is within two
+  // standard errors of chance: not measurable, shown so, left out of the mean.
+  std::vector<double> base(20, 0.0), aligned(20, 0.0);
+  for (int i : {0, 1, 2, 3, 4, 5}) base[static_cast<size_t>(i)] = 1;
+  aligned[0] = 1;
+  ItemScores kb = make_items("knowledge", "acc", true, base), ka = make_items("knowledge", "acc", true, aligned);
+  kb.chance = ka.chance = 0.25;
+  // Generation: chance 0 and a base of 0 (and an aligned 0 too) — the quick demo's −1422% case.
+  ItemScores gb = make_items("math", "exact_match", true, std::vector<double>(10, 0.0));
+  ItemScores ga = make_items("math", "exact_match", true, std::vector<double>(10, 0.0));
+  ga.scores[3] = 1;
+  gb.chance = ga.chance = 0.0;
+  // A measurable one beside them.
+  ItemScores cb = make_items("code", "pass@1", true, {1, 1, 1, 1, 0, 1, 1, 1});
+  ItemScores ca = make_items("code", "pass@1", true, {1, 1, 0, 1, 0, 1, 1, 1});
+  cb.chance = ca.chance = 0.0;
+  TaxOptions o;
+  o.categories = {{"knowledge", TaskCategory::kCapability}, {"math", TaskCategory::kCapability},
+                  {"code", TaskCategory::kCapability}};
+  TaxTable t = compute_tax({kb, gb, cb}, {ka, ga, ca}, o);
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_FALSE(t.rows[0].measurable);
+  EXPECT_FALSE(t.rows[0].tax_pct.has_value());
+  EXPECT_NE(t.rows[0].not_measurable_reason.find("chance"), std::string::npos);
+  EXPECT_FALSE(t.rows[1].measurable);
+  EXPECT_TRUE(t.rows[2].measurable);
+  ASSERT_TRUE(t.mean_capability_tax.value);
+  EXPECT_NEAR(*t.mean_capability_tax.value, (7.0 - 6.0) / 7.0 * 100, 1e-9);  // code alone
+  EXPECT_EQ(t.mean_capability_tax.n_tasks, 1);
+  std::string md = tax_markdown(t);
+  EXPECT_NE(md.find("| knowledge | acc * | capability | ↑ | 20 | 0.300 ± 0.105 | 0.050 ± 0.050 | n/m |"), std::string::npos)
+      << md;
+  EXPECT_FALSE(has_nan_or_inf(md));
+  // Well above chance it is measurable again.
+  for (int i = 6; i < 14; ++i) kb.scores[static_cast<size_t>(i)] = 1;
+  EXPECT_TRUE(compute_tax({kb}, {ka}, o).rows[0].measurable);
+}
+
+TEST(TaxTableTest, RatesChangeInPercentagePoints) {
+  // A base refusing 1 of 20 harmful prompts, the aligned model 15: +70 pp, never a relative "tax".
+  std::vector<double> base(20, 0.0), aligned(20, 0.0);
+  base[0] = 1;
+  for (size_t i = 0; i < 15; ++i) aligned[i] = 1;
+  ItemScores b = make_items("harmful", "refusal_rate", true, base), a = make_items("harmful", "refusal_rate", true, aligned);
+  b.rate = a.rate = true;
+  TaxOptions o;
+  o.categories = {{"harmful", TaskCategory::kSafety}};
+  TaxTable t = compute_tax({b}, {a}, o);
+  ASSERT_EQ(t.safety.size(), 1u);
+  EXPECT_TRUE(t.rows[0].rate);
+  EXPECT_FALSE(t.rows[0].tax_pct.has_value());
+  EXPECT_NEAR(t.safety[0].change_pp, 70.0, 1e-9);
+  ASSERT_TRUE(t.safety[0].change_pp_ci.lo && t.safety[0].change_pp_ci.hi);
+  EXPECT_LT(*t.safety[0].change_pp_ci.lo, 70.0);
+  EXPECT_GT(*t.safety[0].change_pp_ci.hi, 70.0);
+  EXPECT_GT(*t.safety[0].change_pp_ci.lo, 30.0);  // a large paired shift: the interval excludes 0
+  std::string md = tax_markdown(t);
+  EXPECT_NE(md.find("+70.0 pp"), std::string::npos) << md;
+  EXPECT_EQ(md.find("1400"), std::string::npos) << md;
+  json j = tax_json(t);
+  EXPECT_NEAR(j["safety"][0]["change_pp"].get<double>(), 70.0, 1e-9);
+  EXPECT_NEAR(j["safety"][0]["base_rate"].get<double>(), 0.05, 1e-12);
 }
 
 // ------------------------------------------------------------------------------------ tradeoff

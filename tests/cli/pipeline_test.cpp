@@ -362,8 +362,8 @@ TEST(CliPipelineTest, TaxPrintsTheTable) {
   RunResult r = run_atax({"tax", "--base-results", base_results.string(), "--aligned-results", dpo_results.string()});
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_TRUE(contains(r.out, "| Benchmark | Metric |")) << r;
-  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc | ↑ | 30 |")) << r;
-  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc_norm | ↑ | 30 |")) << r;
+  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc * | diagnostic | ↑ | 30 |")) << r;
+  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc_norm | diagnostic | ↑ | 30 |")) << r;
   EXPECT_TRUE(contains(r.out, "Mean capability tax")) << r;
 
   TempDir tmp("tax");
@@ -382,7 +382,7 @@ TEST(CliPipelineTest, TaxPrintsTheTable) {
   write_text(tmp / "A.json", with_correct(10).dump());
   r = run_atax({"tax", "--base-results", tmp / "B.json", "--aligned-results", tmp / "A.json"});
   ASSERT_EQ(r.code, 0) << r;
-  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc | ↑ | 30 | 0.500 ± 0.093 | 0.333 ± 0.088 | 33.33 |")) << r;
+  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc * | diagnostic | ↑ | 30 | 0.500 ± 0.093 | 0.333 ± 0.088 | 33.33 |")) << r;
   EXPECT_TRUE(contains(r.out, "b=5, c=0")) << r;
   r = run_atax({"tax", "--base-results", tmp / "B.json", "--aligned-results", tmp / "A.json", "--format", "json"});
   ASSERT_EQ(r.code, 0) << r;
@@ -428,7 +428,7 @@ TEST(CliPipelineTest, TaxEvaluatesModelFolders) {
                                    tmp / "c.sqlite", "--out", out};
   RunResult r = run_atax(args);
   ASSERT_EQ(r.code, 0) << r;
-  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc | ↑ | 30 |")) << r;
+  EXPECT_TRUE(contains(r.out, "| toy_knowledge | acc * | diagnostic | ↑ | 30 |")) << r;
   EXPECT_TRUE(contains(r.out, "| toy_bbq |")) << r;
   for (const char* f : {"base.json", "aligned.json", "tax.md", "base.samples.toy_knowledge.jsonl",
                         "aligned.samples.toy_bbq.jsonl"})
@@ -642,7 +642,8 @@ TEST(CliPipelineTest, JudgeWithAJudgeModel) {
                                  {"label", "refused"}}});
   RunResult r = run_atax({"judge", "--input", tmp / "j.jsonl", "--judge-model", base.string(), "--out", tmp / "v.jsonl"});
   ASSERT_EQ(r.code, 0) << r;
-  EXPECT_TRUE(contains(r.out, "string-match: 1 of 2 refused")) << r;
+  EXPECT_TRUE(contains(r.out, "refusal-judge v2 (patterns+logreg ")) << r;
+  EXPECT_TRUE(contains(r.out, "1 of 2 refused")) << r;
   EXPECT_TRUE(contains(r.out, "lm-judge (")) << r;
   auto v = read_jsonl(tmp / "v.jsonl");
   ASSERT_EQ(v.size(), 2u);

@@ -27,7 +27,9 @@ TEST(TaskSpecTest, BuiltInTasksParse) {
     EXPECT_TRUE(names.count(n)) << n;
   for (const auto& t : tasks) {
     EXPECT_GE(t.version, 1) << t.name;
-    EXPECT_TRUE(t.group == "capability" || t.group == "safety") << t.name;
+    EXPECT_TRUE(t.group == "capability" || t.group == "safety" || t.group == "diagnostic") << t.name;
+    // Every task declares the metric the tax reads, and it is one of its metrics.
+    EXPECT_FALSE(t.primary_metric.empty()) << t.name;
     EXPECT_FALSE(t.metrics.empty()) << t.name;
   }
   auto gsm = select_tasks({"gsm8k"}, kTasks)[0];
@@ -77,6 +79,21 @@ TEST(TaskSpecTest, SchemaErrorsNameTheFile) {
     }
   };
   json j = good;
+  j.erase("primary_metric");
+  expect_error(j, "missing \"primary_metric\"");
+  j = good;
+  j["primary_metric"] = "acc,strict-match";
+  expect_error(j, "primary_metric \"acc,strict-match\" is not one of the task's metrics");
+  j = good;
+  j["category"] = "knowledge";
+  expect_error(j, "category \"knowledge\" is not capability, safety or diagnostic");
+  j = good;
+  j.erase("category");
+  expect_error(j, "missing \"category\"");
+  j = good;
+  j["group"] = "capability";
+  expect_error(j, "both \"category\" and its older name \"group\"");
+  j = good;
   j["promt"] = {};
   expect_error(j, "unknown key \"promt\"");
   j = good;
@@ -112,7 +129,9 @@ TEST(TaskSpecTest, DataPathsAndSelection) {
   for (const auto& t : safety) EXPECT_EQ(t.group, "safety");
   EXPECT_GE(safety.size(), 7u);
   auto toy = select_tasks({"toy"}, kTasks);
-  EXPECT_EQ(toy.size(), 13u);  // the nine toy suites, toy_code_greedy and the three diagnostics
+  EXPECT_EQ(toy.size(), 15u);  // the nine toy suites, toy_code_greedy, the cloze knowledge task, four diagnostics
+  for (const auto& t : select_tasks({"diagnostic"}, kTasks)) EXPECT_EQ(t.group, "diagnostic") << t.name;
+  EXPECT_EQ(select_tasks({"diagnostic"}, kTasks).size(), 5u);  // MCF knowledge, recall, letter format, copying, in-context
   auto two = select_tasks({"mmlu", "gsm8k", "mmlu"}, kTasks);
   ASSERT_EQ(two.size(), 2u);
   EXPECT_EQ(two[0].name, "mmlu");

@@ -33,8 +33,8 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
       EXPECT_LE(v["base"].get<double>(), 1.0) << v.dump();
     }
   }
-  for (const char* t : {"toy_knowledge", "toy_reasoning", "toy_math", "toy_code_greedy", "toy_knowledge_recall",
-                        "toy_knowledge_binding", "toy_copy", "toy_harmbench"})
+  for (const char* t : {"toy_knowledge_cf", "toy_knowledge", "toy_reasoning", "toy_reasoning_incontext", "toy_math",
+                        "toy_code_greedy", "toy_knowledge_recall", "toy_knowledge_binding", "toy_copy", "toy_harmbench"})
     EXPECT_TRUE(valid_tasks.count(t)) << t;
   EXPECT_GE(s["tax"]["rows"].size(), 8u);
   for (const auto& row : s["tax"]["rows"]) {
@@ -63,6 +63,37 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
   EXPECT_TRUE(fs::exists(first.report_dir / "report.md"));
   EXPECT_TRUE(fs::exists(first.report_dir / "report.json"));
   EXPECT_GT(s["artifacts_built"].get<int64_t>(), 10);
+
+  // One tax path: `atax tax` on the demo's own results files of the same pair prints the demo's
+  // table, its JSON equals the demo's summary, and so does the mean capability tax.
+  ASSERT_TRUE(s.contains("results_files"));
+  const std::string base_file = s["results_files"]["base"], dpo_file = s["results_files"]["dpo"];
+  auto run = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    EXPECT_EQ(::pclose(p), 0) << cmd;
+    return out;
+  };
+  const std::string tax_cmd = std::string(ATAX_BINARY_DIR) + "/atax tax --base-results " + base_file +
+                              " --aligned-results " + dpo_file + " --seed " + std::to_string(o.seed);
+  EXPECT_EQ(run(tax_cmd + " 2>/dev/null"), s["tax_markdown"].get<std::string>());
+  const json cli = json::parse(run(tax_cmd + " --format json 2>/dev/null"));
+  EXPECT_EQ(cli["rows"], s["tax"]["rows"]);
+  EXPECT_EQ(cli["mean_capability_tax"], s["tax"]["mean_capability_tax"]);
+  EXPECT_EQ(cli["safety"], s["tax"]["safety"]);
+  // The mitigation table's mean for plain DPO is the same number.
+  for (const auto& m : s["mitigations"])
+    if (m["model"] == "dpo") {
+      const json& v = cli["mean_capability_tax"]["value"];
+      if (v.is_null()) EXPECT_TRUE(m["mean_capability_tax"].is_null()) << m.dump();
+      else EXPECT_EQ(m["mean_capability_tax"], v);
+    }
+  // Every tax row of a task reads its declared primary metric; no floor is taxed.
+  for (const auto& row : s["tax"]["rows"])
+    if (!row["measurable"].get<bool>()) EXPECT_TRUE(row["tax_pct"].is_null()) << row.dump();
 
   // A second run reuses every artifact and gives the same numbers.
   auto second = pipeline::run_demo(o);

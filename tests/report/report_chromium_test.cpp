@@ -58,10 +58,18 @@ const char* const kCheckScript = R"js(
     });
     out.push({id: svg.id, width: r.width, height: r.height, drawn: drawn});
   });
+  var tables = [];
+  document.querySelectorAll('.table-wrap').forEach(function (w) {
+    tables.push({scroll: w.scrollWidth, client: w.clientWidth});
+  });
   var pre = document.createElement('pre');
   pre.id = 'atax-check';
   pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
+  var pt = document.createElement('pre');
+  pt.id = 'atax-tables';
+  pt.textContent = JSON.stringify(tables);
+  document.body.appendChild(pt);
 })();
 </script>
 )js";
@@ -191,8 +199,18 @@ TEST_F(ChromiumTest, EveryChartIsPresentAndDrawn) {
     EXPECT_GE(c["drawn"]["text.tick-label"].get<int>(), 3);
   }
   const json& tax = by_id.at("chart-tax")["drawn"];
-  EXPECT_EQ(tax["rect.bar"].get<int>(), 8);           // 7 bars with values + the n/a placeholder
-  EXPECT_EQ(tax["line.errorbar-line"].get<int>(), 7);
+  EXPECT_EQ(tax["rect.bar"].get<int>(), 7);  // 5 bars with values + the n/a and the n/m placeholders
+  EXPECT_EQ(tax["line.errorbar-line"].get<int>(), 5);  // none for the n/m row
+  const json& safety = by_id.at("chart-tax-safety")["drawn"];
+  EXPECT_EQ(safety["rect.bar"].get<int>(), 2);  // the rates in percentage points, on their own chart
+  EXPECT_EQ(safety["line.errorbar-line"].get<int>(), 2);
+  // No table needs horizontal scrolling at this width (narrower than 1280 px).
+  const size_t tat = dom.find("<pre id=\"atax-tables\">");
+  ASSERT_NE(tat, std::string::npos);
+  const size_t ts = dom.find('>', tat) + 1;
+  json tables = json::parse(dom.substr(ts, dom.find("</pre>", ts) - ts));
+  ASSERT_GE(tables.size(), 3u);
+  for (const auto& t : tables) EXPECT_LE(t["scroll"].get<int>(), t["client"].get<int>()) << t.dump();
   const json& trade = by_id.at("chart-tradeoff")["drawn"];
   EXPECT_EQ(trade["circle.point"].get<int>(), 7);
   EXPECT_EQ(trade["path.pareto-front"].get<int>(), 1);

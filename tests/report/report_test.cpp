@@ -232,7 +232,7 @@ TEST(ReportTest, WritesHtmlMarkdownAndJson) {
     EXPECT_EQ(count(html, "<svg class=\"chart\" id=\"" + id + "\""), 1u) << id;
     EXPECT_NE(md.find("report.html#" + id), std::string::npos) << id;
   }
-  EXPECT_EQ(count(html, "<figcaption>"), 5u);
+  EXPECT_EQ(count(html, "<figcaption>"), 6u);
   // captions carry the settings that produced each chart
   EXPECT_NE(html.find("2000 resamples, seed 1234"), std::string::npos);
   EXPECT_NE(html.find("Base: pretrained 6-layer model; aligned: DPO β=0.1, 2 epochs."), std::string::npos);
@@ -251,7 +251,11 @@ TEST(ReportTest, WritesHtmlMarkdownAndJson) {
             std::string::npos)
       << md;
   EXPECT_NE(md.find("| code | pass@1 | ↑ | 500 | 0.000 ± 0.020 | 0.020 ± 0.021 | n/a | n/a |"), std::string::npos);
-  EXPECT_NE(md.find("[60.00, +∞]"), std::string::npos);
+  // safety rates and their change in percentage points, with the interval in points
+  EXPECT_NE(md.find("| xstest | over_refusal | ↓ | 500 | 4.0% | 10.0% | +6.0 pp | [2.0, 10.0] |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("harmbench attack_success: 62.0% → 12.4% (-49.6 pp [-53.6, -45.6], improved)"),
+            std::string::npos);
   EXPECT_NE(md.find("Mean capability tax: 7.20% [3.90, 10.40] over 4 capability task(s)."), std::string::npos);
   EXPECT_NE(md.find("Pareto front (by helpfulness): dpo β=1 → dpo β=0.5 → dpo β=0.1 → dpo β=0.05 → dpo β=0.01 → base"),
             std::string::npos);
@@ -274,6 +278,61 @@ TEST(ReportTest, WritesHtmlMarkdownAndJson) {
     EXPECT_EQ(low.find(" inf"), std::string::npos);
   }
   fs::remove_all(d);
+}
+
+TEST(ReportTest, NotMeasurableIsShownAsSuchAndLeftOutOfTheBars) {
+  Report r = testing::sample_report();
+  const std::string html = render_html(r), md = render_markdown(r);
+  // the table says n/m with a numbered note that gives the reason
+  EXPECT_NE(md.find("| copy | acc | ↑ | 500 | 0.260 ± 0.020 | 0.240 ± 0.021 | n/m [1] | — |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("[1] n/m: copy acc: base 0.260 within two standard errors of chance (0.25)"), std::string::npos);
+  EXPECT_NE(html.find("<li>n/m: copy acc: base 0.260 within two standard errors of chance (0.25)</li>"),
+            std::string::npos);
+  // the chart has an n/m placeholder and no bar for it; its value (7.7) is not drawn
+  const size_t a = html.find("<svg class=\"chart\" id=\"chart-tax\""), b = html.find("</svg>", a);
+  const std::string svg = html.substr(a, b - a);
+  EXPECT_EQ(elements(svg, "rect", "bar nm").size(), 1u);
+  EXPECT_EQ(count(svg, ">n/m<"), 1u);
+  EXPECT_EQ(count(svg, ">7.7<"), 0u);
+  EXPECT_EQ(elements(svg, "rect", "bar cost").size() + elements(svg, "rect", "bar improvement").size(), 5u);
+  EXPECT_NE(svg.find("n/m (not measurable)"), std::string::npos);  // legend
+}
+
+TEST(ReportTest, SafetyIsItsOwnChartInPercentagePoints) {
+  Report r = testing::sample_report();
+  const std::string html = render_html(r);
+  const size_t a = html.find("<svg class=\"chart\" id=\"chart-tax-safety\""), b = html.find("</svg>", a);
+  ASSERT_NE(a, std::string::npos);
+  const std::string svg = html.substr(a, b - a);
+  EXPECT_NE(svg.find("change (percentage points)"), std::string::npos);
+  EXPECT_EQ(elements(svg, "rect", "bar cost").size() + elements(svg, "rect", "bar improvement").size(), 2u);
+  EXPECT_NE(svg.find(">-49.6<"), std::string::npos);  // harmbench, in points
+  EXPECT_NE(svg.find(">6.0<"), std::string::npos);    // xstest, in points (its relative tax was 150%)
+  EXPECT_EQ(svg.find(">150.0<"), std::string::npos);
+  // the capability chart's scale is not stretched by safety: no bar from the safety rows there
+  const size_t c = html.find("<svg class=\"chart\" id=\"chart-tax\""), e = html.find("</svg>", c);
+  EXPECT_EQ(html.substr(c, e - c).find("harmbench"), std::string::npos);
+}
+
+TEST(ReportTest, WithoutTheNewFieldsSafetyKeepsItsRelativeTax) {
+  json tax = testing::sample_tax_json();
+  for (auto& row : tax["rows"])
+    for (const char* k : {"measurable", "not_measurable_reason", "base_rate", "aligned_rate", "change_pp", "change_pp_ci"})
+      row.erase(k);
+  for (auto& c : tax["safety"])
+    for (const char* k : {"base_rate", "aligned_rate", "change_pp", "change_pp_ci"}) c.erase(k);
+  Report r;
+  r.sections.push_back({"tax", "chart-tax", "Tax", "", tax});
+  const std::string html = render_html(r), md = render_markdown(r);
+  EXPECT_EQ(html.find("n/m"), std::string::npos);
+  EXPECT_NE(md.find("| copy | acc | ↑ | 500 | 0.260 ± 0.020 | 0.240 ± 0.021 | 7.70 | [-5.00, 20.00] |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| xstest | over_refusal | ↓ | 500 | 0.040 ± 0.020 | 0.100 ± 0.021 | 150.00 | [60.00, +∞] |"),
+            std::string::npos);
+  const size_t a = html.find("<svg class=\"chart\" id=\"chart-tax-safety\"");
+  ASSERT_NE(a, std::string::npos);
+  EXPECT_NE(html.substr(a, html.find("</svg>", a) - a).find(">150.0<"), std::string::npos);
 }
 
 }  // namespace

@@ -24,6 +24,10 @@ inline json sample_tax_json() {
   rows.push_back(tax_row("reasoning", "acc", "capability", true, 0.73, 0.70, 4.1, -1.0, 9.0, "mcnemar-midp", 0.12));
   rows.push_back(tax_row("math", "exact_match", "capability", true, 0.46, 0.357, 22.5, 12.0, 33.0, "mcnemar-midp", 2e-5));
   rows.push_back(tax_row("code", "pass@1", "capability", true, 0.0, 0.02, nullptr, nullptr, nullptr, "mcnemar-midp", 0.5));
+  // Not measurable: the base within two standard errors of chance.
+  rows.push_back(tax_row("copy", "acc", "capability", true, 0.26, 0.24, 7.7, -5.0, 20.0, "mcnemar-midp", 0.6));
+  rows.back()["measurable"] = false;
+  rows.back()["not_measurable_reason"] = "base 0.260 within two standard errors of chance (0.25)";
   rows.push_back(tax_row("truthfulness", "mc2", "capability", true, 0.40, 0.424, -6.0, -11.0, -1.0,
                          "paired-permutation-mc", 0.03));
   rows.push_back(tax_row("bias <bbq>", "bias_score", "safety", false, 0.20, 0.13, -35.0, -50.0, -20.0,
@@ -32,6 +36,15 @@ inline json sample_tax_json() {
                          "mcnemar-midp", 1e-30));
   rows.push_back(tax_row("xstest", "over_refusal", "safety", false, 0.04, 0.10, 150.0, 60.0, nullptr, "mcnemar-midp",
                          0.002));
+  // Safety rates and their change in percentage points (the bias score keeps its relative tax).
+  for (auto& r : rows)
+    if (r["category"] == "safety" && r["task"] != "bias <bbq>") {
+      r["base_rate"] = r["base"];
+      r["aligned_rate"] = r["aligned"];
+      const double pp = (r["aligned"].get<double>() - r["base"].get<double>()) * 100;
+      r["change_pp"] = pp;
+      r["change_pp_ci"] = {pp - 4.0, pp + 4.0};
+    }
   json safety = json::array();
   for (const auto& r : rows)
     if (r["category"] == "safety")
@@ -42,6 +55,10 @@ inline json sample_tax_json() {
                         {"aligned", r["aligned"]},
                         {"change", r["delta"]},
                         {"improved", r["delta"].get<double>() < 0}});
+  for (auto& c : safety)
+    for (const auto& r : rows)
+      if (r["task"] == c["task"] && r.contains("change_pp"))
+        for (const char* k : {"base_rate", "aligned_rate", "change_pp", "change_pp_ci"}) c[k] = r[k];
   return {{"kind", "tax_table"},
           {"convention", "tax% = (base − aligned) / |base| × 100 for higher-is-better metrics and (aligned − base) / "
                          "|base| × 100 for lower-is-better ones; positive = worse, negative = improved; n/a where "
@@ -186,7 +203,7 @@ inline Report sample_report() {
 }
 
 inline const std::vector<std::string>& sample_chart_ids() {
-  static const std::vector<std::string> ids = {"chart-tax", "chart-tradeoff", "chart-beta", "chart-lambda",
+  static const std::vector<std::string> ids = {"chart-tax", "chart-tax-safety", "chart-tradeoff", "chart-beta", "chart-lambda",
                                                "chart-training"};
   return ids;
 }

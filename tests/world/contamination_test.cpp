@@ -71,6 +71,8 @@ const Training& training() {
       tr.add(r["text"]);
       tr.corpus += r["text"].get<std::string>() + "\n";
     }
+    for (const auto& r : read_jsonl(dir / "reasoning/train.jsonl"))
+      tr.add(r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>());
     for (const auto& r : read_jsonl(dir / "math/train.jsonl")) tr.add(r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>());
     for (const auto& r : read_jsonl(dir / "align/preferences_train.jsonl"))
       tr.add(r["prompt"].get<std::string>() + "\n" + r["chosen"].get<std::string>() + "\n" + r["rejected"].get<std::string>());
@@ -92,6 +94,8 @@ std::vector<std::pair<std::string, std::string>> eval_items() {
   for (const char* suffix : {"_test.csv", "_binding.csv", "_copy.csv"})
     for (const auto& f : testing::world_files(dir, "", suffix))
       for (const auto& row : read_csv(dir / f)) items.push_back({f, join(row, "\n")});
+  for (const auto& r : read_jsonl(dir / "reasoning/test.jsonl"))
+    items.push_back({"reasoning", r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>()});
   for (const auto& r : read_jsonl(dir / "math/test.jsonl"))
     items.push_back({"math", r["question"].get<std::string>() + "\n" + r["answer"].get<std::string>()});
   for (const auto& r : read_jsonl(dir / "code/HumanEval.jsonl"))
@@ -328,6 +332,114 @@ TEST(WorldContaminationTest, CodeTasksUseFunctionFamiliesOfTheCorpus) {
     // The exact function never appears in training.
     EXPECT_EQ(tr.corpus.find("def " + r["entry_point"].get<std::string>() + "("), std::string::npos);
   }
+}
+
+// Question lines ("Question: ...") of the corpus documents of `kind`, with the answer that follows
+// each ("Answer: ..." up to the blank line).
+std::vector<std::pair<std::string, std::string>> corpus_qa(const std::string& kind, const std::string& q_mark = "Question: ",
+                                                            const std::string& a_mark = "\nAnswer: ") {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : read_jsonl(quick_world() / "corpus/train.jsonl")) {
+    if (r["kind"] != kind) continue;
+    std::string t = r["text"];
+    for (size_t pos = t.find(q_mark); pos != std::string::npos; pos = t.find(q_mark, pos + 1)) {
+      size_t q_end = t.find(a_mark, pos);
+      size_t a_end = t.find("\n\n", q_end);
+      if (q_end == std::string::npos || a_end == std::string::npos) break;
+      out.push_back({t.substr(pos + q_mark.size(), q_end - pos - q_mark.size()),
+                     t.substr(q_end + a_mark.size(), a_end - q_end - a_mark.size())});
+    }
+  }
+  return out;
+}
+
+// Physics of LMs 3.1: QA text for part of the entities, in the test's own phrasings; the test asks only
+// the others, whose facts the corpus gives as statements alone.
+TEST(WorldContaminationTest, KnowledgeTestAsksOnlyEntitiesWithoutQaText) {
+  auto qa = corpus_qa("qa");
+  ASSERT_GT(qa.size(), 200u);
+  const fs::path& dir = quick_world();
+  auto meta = read_jsonl(dir / "meta/knowledge_test.jsonl");
+  std::map<std::string, std::vector<CsvRow>> rows;
+  for (const std::string s : {"geography", "history", "natural_history"})
+    rows[s] = read_csv(dir / ("knowledge/test/" + s + "_test.csv"));
+  int phrasing_in_qa = 0;
+  for (const auto& m : meta) {
+    std::string entity = m["entity"];
+    const std::string q = rows.at(m["subject"].get<std::string>()).at(m["row"].get<size_t>())[0];
+    size_t at = q.find(entity);
+    ASSERT_NE(at, std::string::npos);
+    const std::string before = q.substr(0, at), after = q.substr(at + entity.size());
+    bool phrasing = false;
+    for (const auto& [qq, a] : qa) {
+      EXPECT_EQ(qq.find(entity), std::string::npos) << "QA text about a test entity: " << qq;
+      // The same phrasing about another entity.
+      if (qq.size() > before.size() + after.size() && qq.compare(0, before.size(), before) == 0 &&
+          qq.compare(qq.size() - after.size(), after.size(), after) == 0)
+        phrasing = true;
+    }
+    phrasing_in_qa += phrasing;
+  }
+  // Nearly every test phrasing is in the QA text (about other entities).
+  EXPECT_GE(phrasing_in_qa, static_cast<int>(meta.size() * 9 / 10)) << phrasing_in_qa << " of " << meta.size();
+}
+
+// Multi-step reasoning: every step of a test solution is a statement of the corpus, the worked
+// solution of a test instance is never in the corpus, and the corpus holds worked solutions of the
+// other instances in the same layout.
+TEST(WorldContaminationTest, ReasoningChainsAreHeldOutAndTheirStepsAreStated) {
+  // The statements outside the worked solutions and the QA text.
+  std::string statements;
+  for (const auto& r : read_jsonl(quick_world() / "corpus/train.jsonl"))
+    if (r["kind"] != "reasoning" && r["kind"] != "qa") statements += r["text"].get<std::string>() + "\n";
+  std::vector<std::string> statement_sentences;
+  for (const auto& line : split(statements, '\n'))
+    for (const auto& sentence : split(line, '.')) statement_sentences.push_back(sentence);
+  auto worked = corpus_qa("reasoning", "Problem: ", "\nSolution: ");
+  ASSERT_GT(worked.size(), 100u);
+  std::set<std::string> worked_answers;
+  for (const auto& [q, a] : worked) worked_answers.insert(a);
+  auto test = read_jsonl(quick_world() / "reasoning/test.jsonl");
+  ASSERT_EQ(test.size(), 40u);
+  std::map<std::string, int> kinds;
+  for (const auto& r : test) {
+    std::string answer = r["answer"], start = r["start"];
+    ++kinds[r["kind"].get<std::string>()];
+    EXPECT_NE(r["question"].get<std::string>().find(start), std::string::npos);
+    EXPECT_FALSE(worked_answers.count(answer)) << "worked solution of a test instance in the corpus: " << answer;
+    size_t sep = answer.find("\n#### ");
+    ASSERT_NE(sep, std::string::npos);
+    ASSERT_EQ(answer.find("\n#### ", sep + 1), std::string::npos);
+    const std::string steps = answer.substr(0, sep), result = answer.substr(sep + 6);
+    // The result is the value the last step states, and each step is a corpus sentence.
+    EXPECT_TRUE(ends_with(steps, " " + result + ".")) << answer;
+    auto sentences = split(steps, '.');
+    int n = 0;
+    for (auto s : sentences) {
+      s = trim(s);
+      if (s.empty()) continue;
+      ++n;
+      // The step's two names (entity and value) stand together in a statement of the corpus.
+      std::vector<std::string> names;
+      std::regex name(R"([A-Z][a-z]+(?: [A-Z][a-z]+)*)");
+      for (std::sregex_iterator it(s.begin(), s.end(), name), end; it != end; ++it) {
+        std::string nm = (*it)[0];
+        if (nm.rfind("The ", 0) == 0) nm = nm.substr(4);
+        if (nm != "The") names.push_back(nm);
+      }
+      // Inventions are lower case: "The river mirror was invented by Vala Vaskessa".
+      if (names.size() == 1 && s.rfind("The ", 0) == 0 && s.find(" was ") != std::string::npos)
+        names.insert(names.begin(), s.substr(4, s.find(" was ") - 4));
+      ASSERT_EQ(names.size(), 2u) << s;
+      bool stated = false;
+      for (const auto& st : statement_sentences)
+        if (st.find(names[0]) != std::string::npos && st.find(names[1]) != std::string::npos) stated = true;
+      EXPECT_TRUE(stated) << "step not stated in the corpus: " << s;
+    }
+    EXPECT_EQ(n, r["hops"].get<int>()) << answer;
+    EXPECT_GE(n, 2);
+  }
+  EXPECT_GE(kinds.size(), 5u);  // the held-out instances cover most chain kinds
 }
 
 }  // namespace

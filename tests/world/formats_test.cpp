@@ -20,7 +20,7 @@ TEST(WorldFormatsTest, MmluCsvsHaveSixFieldsAndNoHeader) {
   auto real = read_csv(kShared / "mmlu/dev/abstract_algebra_dev.csv");
   ASSERT_EQ(real[0].size(), 6u);
   for (const std::string split : {"dev", "test"}) {
-    for (const auto& prefix : {"knowledge/" + split + "/", "reasoning/" + split + "/"}) {
+    for (const auto& prefix : {"knowledge/" + split + "/", "reasoning_incontext/" + split + "/"}) {
       auto files = world_files(dir, prefix, "_" + split + ".csv");
       ASSERT_GE(files.size(), 2u) << prefix;
       for (const auto& f : files) {
@@ -45,7 +45,7 @@ TEST(WorldFormatsTest, MmluCsvsHaveSixFieldsAndNoHeader) {
 
 TEST(WorldFormatsTest, AnswerLettersAreBalanced) {
   const fs::path& dir = quick_world();
-  for (const std::string prefix : {"knowledge/test/", "reasoning/test/"}) {
+  for (const std::string prefix : {"knowledge/test/", "reasoning_incontext/test/"}) {
     std::map<std::string, int> total;
     int n = 0;
     for (const auto& f : world_files(dir, prefix)) {

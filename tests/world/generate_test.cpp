@@ -62,7 +62,8 @@ TEST(WorldGenerateTest, ManifestListsEveryFileWithRowsAndHashes) {
     }
   EXPECT_EQ(on_disk, m.files.size());
   for (const char* p : {"corpus/train.jsonl", "corpus/heldout.jsonl", "knowledge/dev/geography_dev.csv",
-                        "knowledge/test/history_test.csv", "reasoning/test/comparisons_test.csv", "math/test.jsonl",
+                        "knowledge/test/history_test.csv", "reasoning_incontext/test/comparisons_test.csv", "reasoning/test.jsonl",
+                        "reasoning/train.jsonl", "math/test.jsonl",
                         "math/train.jsonl", "code/HumanEval.jsonl", "truthfulness/mc_task.json", "bias/Religion.jsonl",
                         "creativity/test.jsonl", "safety/harmbench_behaviors.csv", "safety/xstest_prompts.csv",
                         "safety/harmful_heldout.csv", "align/preferences_train.jsonl",
@@ -156,7 +157,7 @@ TEST(WorldGenerateTest, QuickScaleIsSmallEnoughForCi) {
     return n;
   };
   // Each evaluation suite holds about 40-80 items at the quick scale.
-  for (const char* suite : {"knowledge/test/", "reasoning/test/", "math/test", "code/", "truthfulness/", "bias/",
+  for (const char* suite : {"knowledge/test/", "reasoning/test.jsonl", "reasoning_incontext/test/", "math/test", "code/", "truthfulness/", "bias/",
                             "creativity/", "safety/harmbench", "safety/xstest", "safety/harmful_heldout"}) {
     EXPECT_GE(rows(suite), 40) << suite;
     EXPECT_LE(rows(suite), 80) << suite;
