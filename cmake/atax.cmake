@@ -40,6 +40,16 @@ function(atax_test file)
   if(module MATCHES "^(model|gguf|train|dist|pipeline)$")
     target_precompile_headers(${target} REUSE_FROM atax_model)
   endif()
-  gtest_discover_tests(${target} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 60
-                       WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  # Slow tests (the quick demo end to end) get 40 minutes, whatever ctest's default --timeout.
+  set(timeout 0)
+  if("slow" IN_LIST labels)
+    set(timeout 2400)
+  endif()
+  if(timeout)
+    gtest_discover_tests(${target} PROPERTIES LABELS "${labels}" TIMEOUT ${timeout} DISCOVERY_TIMEOUT 60
+                         WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  else()
+    gtest_discover_tests(${target} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 60
+                         WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  endif()
 endfunction()

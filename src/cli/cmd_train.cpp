@@ -65,7 +65,7 @@ void add_common(CLI::App* sub, CommonOpts& o) {
   auto& c = o.c;
   sub->add_option("--out", o.out, "output folder (required): the trained HF model, train_log.jsonl, "
                                   "train_config.json, checkpoints/");
-  sub->add_option("--lr", c.lr, "peak learning rate (AdamW)")->check(in_range(0, 10, true))->capture_default_str();
+  sub->add_option("--lr", c.lr, "peak learning rate (AdamW)")->check(positive())->capture_default_str();
   sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")
       ->check(non_negative())->capture_default_str();
   sub->add_option("--adam-beta1", c.adam_beta1, "AdamW β1")->check(in_range(0, 1, false, true))->capture_default_str();
