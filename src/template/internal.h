@@ -148,6 +148,8 @@ Value from_json(const ordered_json& j);
 // Unicode code points of a UTF-8 string and back (for len(), slicing, indexing).
 std::vector<std::string> utf8_chars(const std::string& s);
 size_t utf8_length(const std::string& s);
+// The UTF-8 encoding of one code point (builtins.cpp; the lexer's \u escapes use it too).
+std::string encode_cp(uint32_t cp);
 
 // ---- tokens and syntax tree ----
 
