@@ -216,7 +216,7 @@ class Sha256 {
   std::string hex_digest();  // finalises; call once
 
  private:
-  void* ctx_ = nullptr;  // OpenSSL EVP_MD_CTX (SHA-NI where the CPU has it: 9.4x the portable code, bench/sha256)
+  void* ctx_ = nullptr;  // OpenSSL EVP_MD_CTX (SHA-NI where the CPU has it; bench_sha256: 6.6x a portable reference)
 };
 
 std::string sha256_hex(std::string_view data);
