@@ -31,8 +31,13 @@ namespace {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
+  // The caller may run with 0, 1 or 2 closed, so the pipes (and /dev/null) can sit on those
+  // numbers: lift every source above 2 first, then dup2 (which clears close-on-exec on 0-2).
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(p.out_w, 1) < 0 || ::dup2(p.err_w, 2) < 0)
+  int in = devnull < 0 ? -1 : ::fcntl(devnull, F_DUPFD_CLOEXEC, 3);
+  int out = ::fcntl(p.out_w, F_DUPFD_CLOEXEC, 3);
+  int err = ::fcntl(p.err_w, F_DUPFD_CLOEXEC, 3);
+  if (in < 0 || out < 0 || err < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0)
     refuse(p, kStepStdio * 1000 + errno);
   if (::chdir(p.workdir) != 0) refuse(p, kStepChdir * 1000 + errno);
   if (int code = confine_program(p, bits); code != 0) refuse(p, code);

@@ -73,6 +73,19 @@ struct Pipes {
         throw Error(std::string("cannot create a pipe for the sandbox: ") + std::strerror(e), "",
                     "too many open files? raise `ulimit -n`");
       }
+      // A caller with 0, 1 or 2 closed would get them here, and the program's stdio would
+      // then overwrite a pipe: keep every end above 2.
+      for (int k = 0; k < 2; ++k) {
+        if (p[k] > 2) continue;
+        const int lifted = ::fcntl(p[k], F_DUPFD_CLOEXEC, 3);
+        if (lifted < 0) {
+          const int e = errno;
+          close_all();
+          throw Error(std::string("cannot move a sandbox pipe above stdio: ") + std::strerror(e));
+        }
+        ::close(p[k]);
+        p[k] = lifted;
+      }
     }
   }
   ~Pipes() { close_all(); }

@@ -302,6 +302,20 @@ TEST_F(SandboxTest, EnvironmentIsScrubbedAndStdinIsEmpty) {
   EXPECT_EQ(r.stdout_text, "True\n");
 }
 
+// ctest under CI may start us with stdin closed; the sandbox's pipes must not land on 0 then.
+TEST_F(SandboxTest, ACallerWithStdinClosedStillGivesTheProgramEmptyStdin) {
+  const int saved = ::dup(0);  // -1 when it is closed already
+  ::close(0);
+  SandboxResult r = run_python_sandboxed(
+      "import sys\nassert sys.stdin.read() == ''\nprint('ok')\n", small_limits());
+  if (saved >= 0) {
+    ::dup2(saved, 0);
+    ::close(saved);
+  }
+  EXPECT_TRUE(r.passed) << r.reason << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "ok\n");
+}
+
 TEST_F(SandboxTest, OutputIsCapped) {
   SandboxLimits l = small_limits();
   l.output_kb = 4;
