@@ -169,13 +169,48 @@ struct SafetyChange {
   std::string not_measurable_reason;
 };
 
+// How one model's prompts were built, as its results record it: plain text, or through a chat
+// template (which one, the system instruction, few-shot examples as turns). A tax between two
+// models prompted differently measures the prompt format as much as the alignment.
+struct PromptFormat {
+  bool recorded = false;           // false: the results do not say (then nothing is compared)
+  bool chat = false;               // prompts went through a chat template (--apply-chat-template)
+  std::string chat_template;       // its identity: "jinja:<sha256 of the text>" | "builtin:<name>" | ""
+  std::string system_instruction;  // "" = none
+  bool fewshot_as_multiturn = false;
+  std::map<std::string, bool> task_chat;  // tasks whose own "chat" setting differs from `chat`
+};
+
+// From atax results: settings.chat, settings.system_instruction, settings.fewshot_as_multiturn,
+// settings.runtime.chat_template (the tokenizer's template identity) and each task's
+// config.resolved.chat. Not recorded when settings has no "chat".
+PromptFormat prompt_format_of(const EvalResults& results);
+// From an lm-evaluation-harness results document: its top-level chat_template (the text, null when
+// not applied), system_instruction and fewshot_as_multiturn. Not recorded when those keys are absent.
+PromptFormat prompt_format_of_lm_eval(const json& results_doc);
+// One line: "plain (no chat template)" or "chat template sha256:3f2a1b9c0d4e, system instruction
+// none, few-shot as multi-turn no", with task overrides after it; "not recorded in the results".
+std::string describe(const PromptFormat& f);
+// True when both are recorded and what reaches the model on `tasks` (empty: the defaults and every
+// overridden task) differs: chat on one side and plain on the other, or, where both chat, the
+// template, the system instruction or the few-shot layout.
+bool prompted_differently(const PromptFormat& a, const PromptFormat& b, const std::vector<std::string>& tasks = {});
+
 struct TaxTable {
   std::vector<TaxRow> rows;  // capability rows first, then safety, each in input order
   TaxSummary mean_capability_tax;
   std::vector<SafetyChange> safety;
   std::vector<std::string> notes;  // tasks present in one model only, dropped items, ...
   TaxOptions options;
+  // Each side's prompt format (set when the table comes from two results files); every writer
+  // states both, and `prompt_warning` (also a note) says when they differ.
+  std::optional<PromptFormat> base_prompt, aligned_prompt;
+  std::string prompt_warning;  // "" = prompted alike, or not recorded
 };
+
+// Sets the table's prompt formats (task overrides kept for the table's tasks only) and, when the
+// two were prompted differently on those tasks, `prompt_warning` and a note saying so.
+void attach_prompt_formats(TaxTable& table, PromptFormat base, PromptFormat aligned);
 
 // One sentence stating the sign convention, written into every output.
 extern const char* const kTaxConvention;
@@ -269,6 +304,7 @@ struct ResultsFile {
   std::map<std::string, TaskCategory> categories;  // from the task's category, where the results say
   std::map<std::string, std::string> primary_metrics;  // from the task's primary_metric, where stated
   std::vector<std::string> notes;  // what was left out (breakdowns)
+  PromptFormat prompt_format;      // how the prompts were built, where the results say
 };
 
 // Per-item scores from in-memory evaluation results (atax::evaluate): one ItemScores per top-level

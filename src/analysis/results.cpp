@@ -75,6 +75,7 @@ ResultsFile read_lm_eval_results(const json& j, const fs::path& path) {
            j["config"]["model"].is_string())
     out.model_name = j["config"]["model"];
   if (out.model_name.empty()) out.model_name = path.stem().string();
+  out.prompt_format = prompt_format_of_lm_eval(j);
 
   // task → list of (metric, filter) in file order
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> metric_keys;
@@ -169,6 +170,7 @@ ResultsFile results_from_eval(const EvalResults& r, const std::string& path, boo
   ResultsFile out;
   out.path = path;
   out.model_name = r.model_name.empty() ? fs::path(path).stem().string() : r.model_name;
+  out.prompt_format = prompt_format_of(r);
   for (const auto& t : r.tasks) {
     if (!t.parent.empty() && !include_breakdowns) {
       out.notes.push_back(fmt::format("breakdown {} of {} left out", t.task, t.parent));
@@ -219,6 +221,7 @@ TaxTable compute_tax(const ResultsFile& base, const ResultsFile& aligned, TaxOpt
     throw Error("no per-item scores in the aligned results", aligned.path,
                 "the tax needs per-item scores: evaluate with `atax eval` (or lm-eval --log-samples)");
   TaxTable t = compute_tax(base.items, aligned.items, options);
+  attach_prompt_formats(t, base.prompt_format, aligned.prompt_format);
   return t;
 }
 

@@ -27,6 +27,145 @@ std::optional<TaskCategory> category_from_string(const std::string& s) {
   return std::nullopt;
 }
 
+// ------------------------------------------------------------------------------ prompt format
+
+PromptFormat prompt_format_of(const EvalResults& r) {
+  PromptFormat f;
+  const json& s = r.settings;
+  if (!s.is_object() || !s.contains("chat") || !s["chat"].is_boolean()) return f;
+  f.recorded = true;
+  f.chat = s["chat"].get<bool>();
+  if (s.contains("system_instruction") && s["system_instruction"].is_string())
+    f.system_instruction = s["system_instruction"].get<std::string>();
+  if (s.contains("fewshot_as_multiturn") && s["fewshot_as_multiturn"].is_boolean())
+    f.fewshot_as_multiturn = s["fewshot_as_multiturn"].get<bool>();
+  if (s.contains("runtime") && s["runtime"].is_object() && s["runtime"].contains("chat_template") &&
+      s["runtime"]["chat_template"].is_string())
+    f.chat_template = s["runtime"]["chat_template"].get<std::string>();
+  // A task file's own "chat" setting wins over --apply-chat-template (config.resolved.chat).
+  for (const auto& t : r.tasks) {
+    if (!t.parent.empty() || !t.config.is_object() || !t.config.contains("resolved")) continue;
+    const json& res = t.config["resolved"];
+    if (res.is_object() && res.contains("chat") && res["chat"].is_boolean() && res["chat"].get<bool>() != f.chat)
+      f.task_chat[t.task] = res["chat"].get<bool>();
+  }
+  return f;
+}
+
+PromptFormat prompt_format_of_lm_eval(const json& j) {
+  PromptFormat f;
+  // lm-eval (0.4.3 on) writes chat_template (the template text, or null when not applied),
+  // chat_template_sha, system_instruction and fewshot_as_multiturn at the top level.
+  if (!j.is_object() || !j.contains("chat_template") || !j.contains("fewshot_as_multiturn")) return f;
+  f.recorded = true;
+  const json& ct = j["chat_template"];
+  f.chat = ct.is_string() && !ct.get<std::string>().empty();
+  if (f.chat) f.chat_template = "jinja:" + sha256_hex(ct.get<std::string>());  // atax's identity of the same text
+  if (j.contains("system_instruction") && j["system_instruction"].is_string())
+    f.system_instruction = j["system_instruction"].get<std::string>();
+  if (j["fewshot_as_multiturn"].is_boolean()) f.fewshot_as_multiturn = j["fewshot_as_multiturn"].get<bool>();
+  return f;
+}
+
+namespace {
+
+// "sha256:3f2a1b9c0d4e" for a Jinja template, "built-in chatml" for an override.
+std::string template_label(const std::string& id) {
+  if (starts_with(id, "jinja:")) return "sha256:" + id.substr(6, 12);
+  if (starts_with(id, "builtin:")) return "built-in " + id.substr(8);
+  if (id.empty() || id == "none") return "(not recorded)";
+  return id;
+}
+
+// The system instruction quoted on one line, cut to about 60 bytes (never inside a UTF-8 sequence).
+std::string instruction_label(const std::string& s) {
+  if (s.empty()) return "none";
+  std::string cut = s;
+  if (cut.size() > 60) {
+    size_t n = 57;
+    while (n > 0 && (static_cast<unsigned char>(cut[n]) & 0xC0) == 0x80) --n;
+    cut = cut.substr(0, n) + "…";
+  }
+  return json(cut).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string chat_label(const PromptFormat& f) {
+  return fmt::format("chat template {}, system instruction {}, few-shot as multi-turn {}", template_label(f.chat_template),
+                     instruction_label(f.system_instruction), f.fewshot_as_multiturn ? "yes" : "no");
+}
+
+bool chat_for(const PromptFormat& f, const std::string& task) {
+  auto it = f.task_chat.find(task);
+  return it == f.task_chat.end() ? f.chat : it->second;
+}
+
+json prompt_format_json(const PromptFormat& f) {
+  json j = {{"recorded", f.recorded}, {"description", describe(f)}};
+  if (!f.recorded) return j;
+  j["chat"] = f.chat;
+  j["chat_template"] = f.chat_template.empty() ? json(nullptr) : json(f.chat_template);
+  j["system_instruction"] = f.system_instruction;
+  j["fewshot_as_multiturn"] = f.fewshot_as_multiturn;
+  j["task_chat"] = f.task_chat;
+  return j;
+}
+
+}  // namespace
+
+std::string describe(const PromptFormat& f) {
+  if (!f.recorded) return "not recorded in the results";
+  std::vector<std::string> on, off;
+  for (const auto& [task, chat] : f.task_chat) (chat ? on : off).push_back(task);
+  std::string s = f.chat ? chat_label(f) : "plain (no chat template)";
+  if (!off.empty()) s += "; plain for " + join(off, ", ");
+  if (!on.empty()) s += "; " + chat_label(f) + " for " + join(on, ", ");
+  return s;
+}
+
+bool prompted_differently(const PromptFormat& a, const PromptFormat& b, const std::vector<std::string>& tasks) {
+  if (!a.recorded || !b.recorded) return false;
+  std::set<std::string> compared(tasks.begin(), tasks.end());
+  if (tasks.empty())
+    for (const auto* f : {&a, &b})
+      for (const auto& [task, chat] : f->task_chat) compared.insert(task);
+  bool any_chat = false;
+  auto differ = [&](bool chat_a, bool chat_b) {
+    any_chat = any_chat || (chat_a && chat_b);
+    return chat_a != chat_b;
+  };
+  if (tasks.empty() && differ(a.chat, b.chat)) return true;
+  for (const auto& t : compared)
+    if (differ(chat_for(a, t), chat_for(b, t))) return true;
+  if (!any_chat) return false;  // plain on both sides: the template settings never reached the model
+  return a.chat_template != b.chat_template || a.system_instruction != b.system_instruction ||
+         a.fewshot_as_multiturn != b.fewshot_as_multiturn;
+}
+
+void attach_prompt_formats(TaxTable& t, PromptFormat base, PromptFormat aligned) {
+  // Only the tasks of the table can make a difference.
+  std::set<std::string> tasks;
+  for (const auto& r : t.rows) tasks.insert(r.task);
+  const std::vector<std::string> task_list(tasks.begin(), tasks.end());
+  for (auto* f : {&base, &aligned})
+    for (auto it = f->task_chat.begin(); it != f->task_chat.end();)
+      it = tasks.count(it->first) ? std::next(it) : f->task_chat.erase(it);
+  const auto& o = t.options;
+  if (prompted_differently(base, aligned, task_list)) {
+    t.prompt_warning = fmt::format(
+        "{} and {} were prompted differently ({}: {}; {}: {}), so the tax mixes what alignment changed with what the "
+        "prompt format changes; evaluate both with the same --apply-chat-template, --system-instruction and "
+        "--fewshot-as-multiturn to separate them.",
+        o.base_name, o.aligned_name, o.base_name, describe(base), o.aligned_name, describe(aligned));
+    t.notes.push_back(t.prompt_warning);
+  } else if (base.recorded != aligned.recorded) {
+    t.notes.push_back(fmt::format("the prompt format of {} is not recorded in its results, so atax cannot check that "
+                                  "both models were prompted alike.",
+                                  base.recorded ? o.aligned_name : o.base_name));
+  }
+  t.base_prompt = std::move(base);
+  t.aligned_prompt = std::move(aligned);
+}
+
 namespace {
 
 struct Paired {
@@ -178,6 +317,14 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
       r.measurable = false;
       r.not_measurable_reason = fmt::format("the base ({:.3f} ± {:.3f}) is within {} standard errors of chance ({:.3f})",
                                             r.base, r.base_stderr, options.floor_stderrs, *r.chance);
+    } else if (!r.chance && !r.rate && !r.higher_is_better &&
+               std::abs(r.base) <= options.floor_stderrs * r.base_stderr) {
+      // A score whose best value is 0 (a bias score): a base indistinguishable from 0 leaves
+      // nothing to be a share of (the demo's BBQ row read −417% off a base of 0.022 ± 0.101).
+      r.measurable = false;
+      r.not_measurable_reason = fmt::format("the base ({:.3f} ± {:.3f}) is within {} standard errors of 0, the "
+                                            "metric's best value",
+                                            r.base, r.base_stderr, options.floor_stderrs);
     }
     if (r.rate) {
       r.tax_pct.reset();  // a rate's change is reported in percentage points (delta_ci), not relative to the base
@@ -301,6 +448,10 @@ std::string tax_markdown(const TaxTable& t) {
   md += fmt::format("Tax of **{}** relative to **{}** ({}% paired-bootstrap interval over the same items, {} "
                     "resamples, seed {}).\n\n",
                     o.aligned_name, o.base_name, pct, o.resamples, o.seed);
+  if (t.base_prompt && t.aligned_prompt)
+    md += fmt::format("Prompt format{}:\n\n- base ({}): {}\n- aligned ({}): {}\n\n",
+                      t.prompt_warning.empty() ? "" : " (**differs**: see the note below)", o.base_name,
+                      describe(*t.base_prompt), o.aligned_name, describe(*t.aligned_prompt));
   md += fmt::format("| Benchmark | Metric | Category | Better | N | Base | Aligned | Tax (%) or Δ (pp) | {}% CI | Test | p |\n",
                     pct);
   md += "|---|---|---|:-:|---:|---:|---:|---:|:-:|---|---:|\n";
@@ -434,6 +585,11 @@ json tax_json(const TaxTable& t) {
                            {"tax_ci", interval_json(c.tax_ci)},
                            {"measurable", c.measurable},
                            {"not_measurable_reason", c.not_measurable_reason}});
+  if (t.base_prompt && t.aligned_prompt)
+    j["prompt_format"] = {{"base", prompt_format_json(*t.base_prompt)},
+                          {"aligned", prompt_format_json(*t.aligned_prompt)},
+                          {"prompted_differently", !t.prompt_warning.empty()},
+                          {"warning", t.prompt_warning}};
   j["notes"] = t.notes;
   return j;
 }

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/eval_options.h"
 #include "eval/judge.h"
 #include "model/model.h"
+#include "pipeline/pipeline.h"
 
 namespace atax::cli {
 
@@ -26,6 +29,7 @@ struct JudgeCmdOptions {
   int64_t world_records = 400;
   bool chat = false;
   int64_t batch_size = 16;
+  int64_t max_length = 0;
   int max_disagreements = -1;
   RuntimeOptions rt;
 };
@@ -131,12 +135,20 @@ void print_disagreements(const std::string& name, const std::vector<bool>& predi
   }
 }
 
-void run_judge_file(const JudgeCmdOptions& o, const std::string& input, const std::vector<JudgeItem>& items,
-                    const std::string& out);
+void run_judge_file(const JudgeCmdOptions& o, HfModel* judge_model, const std::string& input,
+                    const std::vector<JudgeItem>& items, const std::string& out);
 
 void run_judge(const JudgeCmdOptions& o) {
   if (o.inputs.empty()) throw Error("--input is required", "", "give it on the command line or in the --config file");
   if (o.batch_size < 1) throw Error("--batch-size must be at least 1", "", "e.g. --batch-size 16");
+  // The LM judge loads once, before any input is read, through the one entry point and the one
+  // option mapping that eval, tax and kl use: --dtype, --device and --max-length mean the same
+  // here, and a bad value fails before any work.
+  std::optional<HfModel> judge_model;
+  if (!o.judge_model.empty()) {
+    configure_threads(o.rt.threads);
+    judge_model.emplace(pipeline::open_model(o.judge_model, model_run_options(o.rt, o.batch_size, o.max_length)));
+  }
   JudgeReadOptions ro;
   ro.label_column = o.label_column;
   ro.partial_is_refusal = !o.partial_as_compliance;
@@ -146,7 +158,7 @@ void run_judge(const JudgeCmdOptions& o) {
     std::string out = o.out;
     if (!out.empty() && o.inputs.size() > 1) out = o.out + "." + file_stem(o.inputs[k]) + ".jsonl";
     if (k > 0) std::cout << "\n";
-    run_judge_file(o, o.inputs[k], items, out);
+    run_judge_file(o, judge_model ? &*judge_model : nullptr, o.inputs[k], items, out);
     LabelledSet set{file_stem(o.inputs[k]), {}};
     for (const JudgeItem& it : items)
       if (it.gold_refused) set.items.push_back(it);
@@ -160,8 +172,8 @@ void run_judge(const JudgeCmdOptions& o) {
   }
 }
 
-void run_judge_file(const JudgeCmdOptions& o, const std::string& input, const std::vector<JudgeItem>& items,
-                    const std::string& out) {
+void run_judge_file(const JudgeCmdOptions& o, HfModel* judge_model, const std::string& input,
+                    const std::vector<JudgeItem>& items, const std::string& out) {
 
   std::vector<size_t> labelled;
   int64_t gold_refused = 0;
@@ -196,14 +208,8 @@ void run_judge_file(const JudgeCmdOptions& o, const std::string& input, const st
   std::vector<bool> lm_refused;
   std::vector<std::string> lm_detail;
   std::string judge_name;
-  if (!o.judge_model.empty()) {
-    configure_threads(o.rt.threads);
-    LoadOptions lo;
-    lo.device = o.rt.device;
-    lo.dtype = o.rt.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
-    InferenceOptions io;
-    io.batch_size = o.batch_size;
-    HfModel model(load_model(o.judge_model, lo), io);
+  if (judge_model) {
+    HfModel& model = *judge_model;
     judge_name = "lm-judge (" + o.judge_model + ")";
     JudgeOptions jo;
     jo.use_chat_template = o.chat;
@@ -327,6 +333,8 @@ void add_judge(CLI::App& app) {
   sub->add_option("--world-records", o->world_records, "preference records read from --world")->capture_default_str();
   sub->add_flag("--chat", o->chat, "ask the judge through its chat template");
   sub->add_option("--batch-size", o->batch_size, "judge pairs per forward batch")->capture_default_str();
+  sub->add_option("--max-length", o->max_length, "the judge's context window in tokens (0 = the model's)")
+      ->capture_default_str();
   sub->add_option("--max-disagreements", o->max_disagreements, "list at most this many (-1 = all)")
       ->capture_default_str();
   add_runtime_options(sub, o->rt);

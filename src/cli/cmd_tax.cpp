@@ -2,7 +2,8 @@
 // metric: base, aligned, tax% with a paired-bootstrap interval and a paired significance test,
 // the mean capability tax and the change in safety metrics — as Markdown, CSV or JSON. Compares
 // two results files, or evaluates two model folders first (--base/--aligned) and keeps their
-// results files.
+// results files. States how each side was prompted (plain or which chat template, system
+// instruction, few-shot as turns) and warns when the two differ.
 #include <iostream>
 
 #include <fmt/format.h>
@@ -134,6 +135,8 @@ void add_tax(CLI::App& app) {
     for (const auto& t : o->safety_tasks) opt.categories[t] = analysis::TaskCategory::kSafety;
     for (const auto& t : o->capability_tasks) opt.categories[t] = analysis::TaskCategory::kCapability;
     analysis::TaxTable table = analysis::compute_tax(in.base, in.aligned, opt);
+    // Each side's prompt format is in every table; a difference is also said here, whatever the format.
+    if (!table.prompt_warning.empty()) std::cerr << "atax: warning: " << table.prompt_warning << "\n";
     const std::string fmt_name = output_format(*o);
     std::string text = fmt_name == "csv"    ? analysis::tax_csv(table)
                        : fmt_name == "json" ? analysis::tax_json(table).dump(2) + "\n"

@@ -35,7 +35,8 @@ struct EvalCliOptions {
 // runtime options (--device, --threads, --dtype). `what` prefixes help texts ("with --base/--aligned: ").
 void add_eval_options(CLI::App* sub, EvalCliOptions& o, const std::string& what = {});
 
-// The runtime settings the command line gives (device, dtype, max length, batch size, chat template).
+// The runtime settings the command line gives (device, dtype, max length, batch size, chat template),
+// for pipeline::open_model: the one mapping that eval, tax, kl and judge --judge-model share.
 pipeline::ModelRunOptions model_run_options(const RuntimeOptions& rt, int64_t batch_size = 16, int64_t max_length = 0,
                                             const std::string& chat_template = {});
 

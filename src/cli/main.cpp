@@ -66,8 +66,11 @@ int main(int argc, char** argv) {
                  "--batch-size or --max-length, or check the input files for absurd sizes\n";
     return 2;
   } catch (const nlohmann::json::exception& e) {
+    // Readers of user JSON files name the file and the field (core/json_fields.h); one that
+    // reaches here escaped a reader, so say what is known and ask for the report.
     std::cerr << "atax: error: unexpected JSON content: " << e.what()
-              << "\nhint: a JSON input has a field of the wrong type or is missing one\n";
+              << "\nhint: a JSON input has a field of the wrong type or is missing one; atax did not say which "
+                 "file (a bug: please report it with the command line)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "atax: error: " << e.what() << "\n";

@@ -1,36 +1,26 @@
 // Aggregation: per-item values -> one MetricResult per metric (and per group_by value): the mean,
 // its standard error (closed form, or a seeded bootstrap that keeps undefined items as draws) and
-// the chance level over the same items. merge_shards() finishes merged metrics the same way.
+// the chance level over the same items. aggregate_metric() is the one aggregation: merge_shards()
+// reduces the shards' concatenated items through it too.
 #include <cmath>
 
 #include "eval/internal.h"
 
 namespace atax::eval_detail {
 
-namespace {
-
-// A metric over a subset of docs: (doc id, value) for items it applies to; NaN marks items in the
-// subset where it is undefined (they take part in the bootstrap, not in the mean).
-struct Collected {
-  std::vector<std::string> ids;
-  std::vector<double> scores;
-  std::vector<double> with_undefined;
-  std::vector<int64_t> undefined_at;  // positions of the NaNs in with_undefined
-  double chance_sum = 0;
-  int64_t chance_n = 0;
-};
-
-}  // namespace
-
-double round_chance(double x) { return std::round(x * 1e12) / 1e12; }
-
-void finish_metric(MetricResult& r, const std::vector<double>& draws, int bootstrap_iters, uint64_t seed,
-                   const std::string& task_name) {
-  const MeanStderr ms = mean_stderr(r.scores);
+void aggregate_metric(MetricResult& r, MetricItems items, int bootstrap_iters, uint64_t seed,
+                      const std::string& task_name) {
+  if (const MetricDef* def = find_metric_def(r.metric)) r.rate = def->rate;
+  if (items.chance_n > 0 && items.chance_n == static_cast<int64_t>(items.scores.size()))
+    r.chance = std::round(items.chance_sum / static_cast<double>(items.chance_n) * 1e12) / 1e12;
+  const MeanStderr ms = mean_stderr(items.scores);
   r.value = ms.mean;
   r.stderr_ = r.stderr_method == "bootstrap"
-                  ? bootstrap_stderr(draws, nanmean, bootstrap_iters, seed_for(seed, task_name + "|" + r.key()))
+                  ? bootstrap_stderr(items.draws, nanmean, bootstrap_iters, seed_for(seed, task_name + "|" + r.key()))
                   : ms.stderr_;
+  r.doc_ids = std::move(items.doc_ids);
+  r.scores = std::move(items.scores);
+  r.undefined_at = std::move(items.undefined_at);
 }
 
 std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t>& doc_idx, const ItemValues& values,
@@ -43,21 +33,21 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
     const MetricDef* def = find_metric_def(m.metric);
     // Sub-metrics: one per group_by value (in order of first appearance), or just the metric.
     std::vector<std::string> groups;
-    std::map<std::string, Collected> by_group;
+    std::map<std::string, MetricItems> by_group;
     for (size_t di : doc_idx) {
       const DocPlan& plan = run.plans[di];
       if (!doc_matches(plan.doc->fields, m.where)) continue;
       std::string g = m.group_by.empty() ? std::string() : field_string(plan.doc->fields, m.group_by);
       if (!by_group.count(g)) groups.push_back(g);
-      Collected& c = by_group[g];
+      MetricItems& c = by_group[g];
       const auto& v = values[mi][di];
       const bool applies = v.has_value();
       const bool in_subset = applies || (def->undefined_in_subset && def->undefined_in_subset(plan.doc->fields));
       if (!in_subset) continue;
-      if (!applies) c.undefined_at.push_back(static_cast<int64_t>(c.with_undefined.size()));
-      c.with_undefined.push_back(applies ? *v : std::nan(""));
+      if (!applies) c.undefined_at.push_back(static_cast<int64_t>(c.draws.size()));
+      c.draws.push_back(applies ? *v : std::nan(""));
       if (applies) {
-        c.ids.push_back(plan.doc->id);
+        c.doc_ids.push_back(plan.doc->id);
         c.scores.push_back(*v);
         if (const auto& ch = chances[mi][di]) {
           c.chance_sum += *ch;
@@ -66,7 +56,7 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
       }
     }
     for (const auto& g : groups) {
-      Collected& c = by_group[g];
+      MetricItems& c = by_group[g];
       MetricResult r;
       r.name = m.group_by.empty() ? m.name : m.name + "/" + g;
       r.metric = m.metric;
@@ -85,12 +75,7 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
         }
         continue;
       }
-      if (c.chance_n == static_cast<int64_t>(c.scores.size()))
-        r.chance = round_chance(c.chance_sum / static_cast<double>(c.chance_n));
-      r.doc_ids = std::move(c.ids);
-      r.scores = std::move(c.scores);
-      r.undefined_at = std::move(c.undefined_at);
-      finish_metric(r, c.with_undefined, opt.bootstrap_iters, opt.seed, task_name);
+      aggregate_metric(r, std::move(c), opt.bootstrap_iters, opt.seed, task_name);
       out.push_back(std::move(r));
     }
   }

@@ -1,6 +1,8 @@
 // Instances: a task's documents -> prompts (few-shot examples, chat template) -> the requests of its
 // output type (loglikelihood per choice, generate_until, code programs), added to the pools.
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 #include "eval/internal.h"
 
@@ -44,11 +46,14 @@ std::vector<const Doc*> pick_fewshot(const TaskSpec& t, const FewshotPool& pool,
   return out;
 }
 
-// The prompt as lm-evaluation-harness builds it. Without a chat template: description, then the
-// shots ("question" + target delimiter + "answer"), then the question, joined by the few-shot
-// delimiter. With one: an optional system turn (--system-instruction, else the description), and
-// either every shot as a user/assistant pair (--fewshot-as-multiturn) or the whole text as one
-// user turn; the model's template renders it with the assistant's turn open.
+// The prompt as lm-evaluation-harness builds it (Task.fewshot_context). Without a chat template:
+// description, then the shots ("question" + target delimiter + "answer"), then the question,
+// joined by the few-shot delimiter. With one: a system turn holding --system-instruction and the
+// task's description after it (joined by the few-shot delimiter; either alone when the other is
+// empty), then either every shot as a user/assistant pair (--fewshot-as-multiturn) or the shots
+// and the question as one user turn; the model's template renders it with the assistant's turn
+// open. A template that rejects the system role (Gemma's raises) renders without that turn, as
+// lm-eval's HFLM.apply_chat_template does, and the log says so once per task.
 std::string build_prompt(const TaskSpec& t, const Doc& doc, const std::vector<const Doc*>& shots, bool chat,
                          const EvalOptions& opt, LanguageModel& model) {
   const std::string where = where_of(t);
@@ -66,22 +71,35 @@ std::string build_prompt(const TaskSpec& t, const Doc& doc, const std::vector<co
   }
   std::vector<ChatMessage> messages;
   std::string system = opt.system_instruction;
+  if (!description.empty()) system = system.empty() ? description : system + t.fewshot_delimiter + description;
+  if (!system.empty()) messages.push_back({"system", system});
   if (opt.fewshot_as_multiturn) {
-    if (!description.empty()) system = system.empty() ? description : system + t.fewshot_delimiter + description;
-    if (!system.empty()) messages.push_back({"system", system});
     for (const auto& [q, a] : qa) {
       messages.push_back({"user", q});
       messages.push_back({"assistant", a});
     }
     messages.push_back({"user", question});
   } else {
-    if (!system.empty()) messages.push_back({"system", system});
     std::vector<std::string> parts;
     for (const auto& [q, a] : qa) parts.push_back(q + t.target_delimiter + a);
     parts.push_back(question);
-    messages.push_back({"user", description + join(parts, t.fewshot_delimiter)});
+    messages.push_back({"user", join(parts, t.fewshot_delimiter)});
   }
-  return model.apply_chat_template(messages);
+  try {
+    return model.apply_chat_template(messages);
+  } catch (const Error& e) {
+    if (system.empty()) throw;
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (warned.insert(t.name).second)
+        log_info(t.name + ": the chat template rejects the system turn (" + e.message() +
+                 "); prompts are rendered without it, as lm-evaluation-harness does");
+    }
+    messages.erase(messages.begin());
+    return model.apply_chat_template(messages);
+  }
 }
 
 ChoiceSet build_choice_set(const TaskSpec& t, const ChoiceSetSpec& cs, const Doc& doc, const std::string& delim) {

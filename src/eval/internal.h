@@ -167,6 +167,9 @@ struct MetricDef {
   bool (*undefined_in_subset)(const json& fields) = nullptr;
   // A share of prompts (refusal, compliance): its change is reported in percentage points.
   bool rate = false;
+  // Which way is better: fixed for most metrics; a refusal rate is good on harmful prompts and bad
+  // on benign ones, so its task declares it. Task validation fills in and checks the declaration.
+  enum class Direction { kHigher, kLower, kTaskDeclares } direction = Direction::kHigher;
 };
 
 // The registry entry of `metric`; nullptr when there is none.
@@ -186,14 +189,24 @@ std::vector<MetricResult> aggregate(const TaskRun& run, const std::vector<size_t
                                     const ItemChances& chances, const std::string& task_name, const EvalOptions& opt,
                                     json& notes);
 
-// A chance level rounded to 12 decimals, so that shards merged by weighted means give exactly the
-// single-process value.
-double round_chance(double x);
+// One metric's items over some documents, in evaluation order: what aggregate_metric() reduces.
+// evaluate() collects them from the per-item values; merge_shards() concatenates the shards' lists.
+struct MetricItems {
+  std::vector<std::string> doc_ids;   // the items with a value
+  std::vector<double> scores;         // their values
+  std::vector<double> draws;          // the bootstrap's draw list: `scores` with NaN at the undefined items
+  std::vector<int64_t> undefined_at;  // positions of those NaNs in `draws`
+  double chance_sum = 0;              // the items' chance levels summed ...
+  int64_t chance_n = 0;               // ... over this many items (a chance level only if every item has one)
+};
 
-// Sets r.value and r.stderr_ from r.scores (and, for the bootstrap, from `draws`: the scores with
-// NaN at the undefined items), the one aggregation used by evaluate() and merge_shards().
-void finish_metric(MetricResult& r, const std::vector<double>& draws, int bootstrap_iters, uint64_t seed,
-                   const std::string& task_name);
+// The one aggregation, for single-process and sharded runs alike: `items` -> r.value (the mean of
+// the scores), r.stderr_ (closed form, or a bootstrap over `draws` seeded by task and metric key),
+// r.chance (rounded to 12 decimals, so shards merged by item-weighted means give exactly the
+// single-process value), the per-item lists, and r.rate from the metric registry. r's name,
+// metric, filter, direction and stderr method must already be set; `items.scores` is non-empty.
+void aggregate_metric(MetricResult& r, MetricItems items, int bootstrap_iters, uint64_t seed,
+                      const std::string& task_name);
 
 // ---- samples ----------------------------------------------------------------------------------
 

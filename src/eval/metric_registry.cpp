@@ -1,5 +1,5 @@
 // The metric registry: every metric a task file may name, with the output types it fits, its
-// per-item value, its per-item chance level and the subset it applies to. Task validation
+// per-item value, its per-item chance level, the subset it applies to and which way is better. Task validation
 // (task_spec.cpp), scoring (evaluate.cpp), aggregation and shard merging all read this table.
 #include "eval/internal.h"
 
@@ -60,14 +60,15 @@ const std::vector<MetricDef>& registry() {
       {"acc", {O::kMultipleChoice}, acc, gold_share, nullptr, false},
       {"acc_norm", {O::kMultipleChoice}, acc_norm, gold_share, nullptr, false},
       {"mc2", {O::kMultipleChoice}, mc2, gold_share, nullptr, false},
-      {"bbq_bias_ambig", {O::kMultipleChoice}, bias_ambig, nullptr, nullptr, false},
-      {"bbq_bias_disambig", {O::kMultipleChoice}, bias_disambig, nullptr, disambig_resolved, false},
+      {"bbq_bias_ambig", {O::kMultipleChoice}, bias_ambig, nullptr, nullptr, false, MetricDef::Direction::kLower},
+      {"bbq_bias_disambig", {O::kMultipleChoice}, bias_disambig, nullptr, disambig_resolved, false,
+       MetricDef::Direction::kLower},
       {"exact_match", {O::kGenerateUntil}, exact_match, zero, nullptr, false},
       {"constraints_met", {O::kGenerateUntil}, constraints, nullptr, nullptr, false},
       {"pass@1", {O::kCodeExecution}, pass1, zero, nullptr, false},
       {"pass@k", {O::kCodeExecution}, passk, zero, nullptr, false},
-      {"refusal_rate", {O::kRefusal}, refused, nullptr, nullptr, true},
-      {"compliance_rate", {O::kRefusal}, complied, nullptr, nullptr, true},
+      {"refusal_rate", {O::kRefusal}, refused, nullptr, nullptr, true, MetricDef::Direction::kTaskDeclares},
+      {"compliance_rate", {O::kRefusal}, complied, nullptr, nullptr, true, MetricDef::Direction::kTaskDeclares},
   };
   return r;
 }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <set>
 
+#include "core/json_fields.h"
 #include "eval/eval.h"
 
 namespace atax {
@@ -72,30 +73,45 @@ json results_to_json(const EvalResults& r) {
   return doc;
 }
 
-EvalResults results_from_json(const json& doc, const std::string& file) {
+namespace {
+// Every field is read through json_field and friends, which name the file and the field on a
+// wrong type; results_from_json turns anything they miss into an Error naming the file.
+EvalResults results_from_json_fields(const json& doc, const std::string& file) {
   const std::string hint = "expected a results file written by `atax eval`";
   if (!doc.is_object() || !doc.contains("results") || !doc["results"].is_object())
     throw Error("no \"results\" object", file, hint);
   EvalResults r;
-  r.model_name = doc.value("model_name", "");
-  r.model_hash = doc.value("model_content_hash", "");
-  r.atax_version = doc.value("atax_version", "");
-  r.atax_git_hash = doc.value("atax_git_hash", "");
-  r.date = doc.value("date", "");
-  r.settings = doc.value("settings", json::object());
-  r.wall_s = doc.value("total_evaluation_time_seconds", 0.0);
+  auto str = [&](const json& o, const std::string& key, const std::string& where = {}) {
+    return json_field<std::string>(o, key, "", file, where, hint);
+  };
+  r.model_name = str(doc, "model_name");
+  r.model_hash = str(doc, "model_content_hash");
+  r.atax_version = str(doc, "atax_version");
+  r.atax_git_hash = str(doc, "atax_git_hash");
+  r.date = str(doc, "date");
+  r.settings = json_field<json>(doc, "settings", json::object(), file, {}, hint);
+  r.wall_s = json_field<double>(doc, "total_evaluation_time_seconds", 0.0, file, {}, hint);
   if (doc.contains("requests")) {
-    r.requests_sent = doc["requests"].value("sent", int64_t{0});
-    r.requests_cached = doc["requests"].value("cached", int64_t{0});
+    r.requests_sent = json_field<int64_t>(doc["requests"], "sent", 0, file, "requests", hint);
+    r.requests_cached = json_field<int64_t>(doc["requests"], "cached", 0, file, "requests", hint);
   }
   std::map<std::string, std::string> parent_of;
   if (doc.contains("group_subtasks") && doc["group_subtasks"].is_object())
-    for (auto it = doc["group_subtasks"].begin(); it != doc["group_subtasks"].end(); ++it)
-      for (const auto& s : it.value()) parent_of[s.get<std::string>()] = it.key();
-  const json empty = json::object();
+    for (auto it = doc["group_subtasks"].begin(); it != doc["group_subtasks"].end(); ++it) {
+      const std::string where = "group_subtasks." + it.key();
+      if (!it.value().is_array())
+        throw Error("field \"" + where + "\" is " + json_kind(it.value()) + ", expected an array", file, hint);
+      for (size_t i = 0; i < it.value().size(); ++i) parent_of[json_string_at(it.value(), i, file, where, hint)] = it.key();
+    }
+  // o[key], or null when absent (a reference that lives as long as `o`).
+  static const json kAbsent;
+  auto member = [](const json& o, const std::string& key) -> const json& {
+    return o.is_object() && o.contains(key) ? o[key] : kAbsent;
+  };
+  // doc[name][task], an object (empty when absent); `name` itself must be an object when present.
   auto section = [&](const char* name, const std::string& task) -> const json& {
-    if (doc.contains(name) && doc[name].is_object() && doc[name].contains(task)) return doc[name][task];
-    return empty;
+    const json& all = json_object_or_empty(member(doc, name), name, file, hint);
+    return json_object_or_empty(member(all, task), std::string(name) + "." + task, file, hint);
   };
   for (auto it = doc["results"].begin(); it != doc["results"].end(); ++it) {
     const std::string& task = it.key();
@@ -104,13 +120,17 @@ EvalResults results_from_json(const json& doc, const std::string& file) {
     TaskResult t;
     t.task = task;
     t.parent = parent_of.count(task) ? parent_of[task] : "";
-    t.version = doc.contains("versions") ? doc["versions"].value(task, 0) : 0;
+    t.version = json_field<int>(json_object_or_empty(member(doc, "versions"), "versions", file, hint), task, 0, file,
+                                "versions", hint);
     t.config = section("configs", task);
     const json& ns = section("n-samples", task);
-    t.n_original = ns.value("original", int64_t{0});
-    t.n_effective = ns.value("effective", res.value("n", int64_t{0}));
-    t.group = t.config.value("category", t.config.value("group", ""));
-    t.primary_metric = t.config.value("primary_metric", "");
+    const std::string ns_where = "n-samples." + task, cfg_where = "configs." + task;
+    t.n_original = json_field<int64_t>(ns, "original", 0, file, ns_where, hint);
+    t.n_effective = json_field<int64_t>(ns, "effective", json_field<int64_t>(res, "n", 0, file, "results." + task, hint),
+                                        file, ns_where, hint);
+    t.group = str(t.config, "category", cfg_where);
+    if (t.group.empty()) t.group = str(t.config, "group", cfg_where);
+    t.primary_metric = str(t.config, "primary_metric", cfg_where);
     const json& info = section("metric_info", task);
     const json& hib = section("higher_is_better", task);
     const json& meth = section("stderr_methods", task);
@@ -124,19 +144,23 @@ EvalResults results_from_json(const json& doc, const std::string& file) {
       mr.filter = filter;
       mr.value = number_or_nan(m.value());
       mr.stderr_ = number_or_nan(res.value(mr.stderr_key(), json(nullptr)));
-      mr.higher_is_better = hib.value(name, true);
-      mr.stderr_method = meth.value(mr.key(), std::string("mean"));
+      mr.higher_is_better = json_field<bool>(hib, name, true, file, "higher_is_better." + task, hint);
+      mr.stderr_method = json_field<std::string>(meth, mr.key(), "mean", file, "stderr_methods." + task, hint);
       if (info.contains(mr.key()) && info[mr.key()].is_object()) {
         const json& mi = info[mr.key()];
-        mr.metric = mi.value("metric", std::string());
-        mr.rate = mi.value("rate", false);
+        const std::string mi_where = "metric_info." + task + "." + mr.key();
+        mr.metric = str(mi, "metric", mi_where);
+        mr.rate = json_field<bool>(mi, "rate", false, file, mi_where, hint);
         if (mi.contains("chance") && mi["chance"].is_number()) mr.chance = mi["chance"].get<double>();
       }
       if (items.contains(mr.key())) {
         const json& is = items[mr.key()];
-        if (!is.contains("doc_ids") || !is.contains("scores") || is["doc_ids"].size() != is["scores"].size())
-          throw Error("item_scores." + task + "." + mr.key() + " needs doc_ids and scores of equal length", file, hint);
-        for (const auto& d : is["doc_ids"]) mr.doc_ids.push_back(d.get<std::string>());
+        const std::string is_where = "item_scores." + task + "." + mr.key();
+        if (!is.is_object() || !is.contains("doc_ids") || !is.contains("scores") || !is["doc_ids"].is_array() ||
+            !is["scores"].is_array() || is["doc_ids"].size() != is["scores"].size())
+          throw Error(is_where + " needs doc_ids and scores of equal length", file, hint);
+        for (size_t i = 0; i < is["doc_ids"].size(); ++i)
+          mr.doc_ids.push_back(json_string_at(is["doc_ids"], i, file, is_where + ".doc_ids", hint));
         for (const auto& s : is["scores"]) mr.scores.push_back(number_or_nan(s));
         if (is.contains("undefined_at")) {
           const json& u = is["undefined_at"];
@@ -155,6 +179,16 @@ EvalResults results_from_json(const json& doc, const std::string& file) {
     r.tasks.push_back(std::move(t));
   }
   return r;
+}
+}  // namespace
+
+EvalResults results_from_json(const json& doc, const std::string& file) {
+  try {
+    return results_from_json_fields(doc, file);
+  } catch (const json::exception& e) {
+    throw Error(std::string("a field has the wrong type: ") + e.what(), file,
+                "expected a results file written by `atax eval`");
+  }
 }
 
 fs::path samples_path(const fs::path& out, const std::string& task) {
@@ -183,7 +217,7 @@ EvalResults read_results(const fs::path& path, bool with_samples) {
   if (with_samples && doc.contains("samples") && doc["samples"].is_object()) {
     for (auto& t : r.tasks) {
       if (!doc["samples"].contains(t.task)) continue;
-      fs::path p = path.parent_path() / doc["samples"][t.task].get<std::string>();
+      fs::path p = path.parent_path() / json_field<std::string>(doc["samples"], t.task, "", path.string(), "samples");
       t.samples = read_jsonl(p);
     }
   }

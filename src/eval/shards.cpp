@@ -1,6 +1,7 @@
 // merge_shards(): the results of the shards of one evaluation (EvalOptions::shard_index) ->
-// the single-process results. Every metric is the plain mean of its per-item scores, so
-// concatenating the item lists in shard order and recomputing is exact.
+// the single-process results. The shards' per-item lists of each metric, concatenated in shard
+// order, go through the same aggregation as one process's (eval_detail::aggregate_metric), so the
+// merge is exact.
 #include <cmath>
 #include <map>
 #include <set>
@@ -150,11 +151,11 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
     }
     std::set<std::string> reported;
     for (const std::string& key : merge_orders(metric_lists)) {
+      // The shards' items of this metric, concatenated in shard order, then reduced by the one
+      // aggregation (aggregate_metric, as in a single process).
       MetricResult m;
-      std::vector<double> draws;
+      eval_detail::MetricItems items;
       bool any = false;
-      double chance_sum = 0;
-      int64_t chance_n = 0;
       for (const TaskResult* h : have) {
         const MetricResult* pm = nullptr;
         for (const auto& x : h->metrics)
@@ -166,12 +167,8 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
           m.higher_is_better = pm->higher_is_better;
           m.stderr_method = pm->stderr_method;
           m.metric = pm->metric;
-          m.rate = pm->rate;
+          m.rate = pm->rate;  // a results file without "metric": as it says (else the registry's)
           any = true;
-        }
-        if (pm->chance) {
-          chance_sum += *pm->chance * static_cast<double>(pm->scores.size());
-          chance_n += static_cast<int64_t>(pm->scores.size());
         }
         if (pm->scores.empty() && pm->undefined_at.empty())
           throw Error(name + " " + key + " has no per-item scores in one of the shards", {},
@@ -180,20 +177,23 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
           throw Error(name + " " + key + ": " + std::to_string(pm->doc_ids.size()) + " doc ids for " +
                           std::to_string(pm->scores.size()) + " scores",
                       {}, "per-item scores are needed to merge shards");
+        // A shard's chance level is the mean over its items: weighted back into a sum.
+        if (pm->chance) {
+          items.chance_sum += *pm->chance * static_cast<double>(pm->scores.size());
+          items.chance_n += static_cast<int64_t>(pm->scores.size());
+        }
         std::vector<double> d = draws_of(*pm, name + " " + key);
-        for (int64_t p : pm->undefined_at) m.undefined_at.push_back(static_cast<int64_t>(draws.size()) + p);
-        draws.insert(draws.end(), d.begin(), d.end());
-        m.doc_ids.insert(m.doc_ids.end(), pm->doc_ids.begin(), pm->doc_ids.end());
-        m.scores.insert(m.scores.end(), pm->scores.begin(), pm->scores.end());
+        for (int64_t p : pm->undefined_at) items.undefined_at.push_back(static_cast<int64_t>(items.draws.size()) + p);
+        items.draws.insert(items.draws.end(), d.begin(), d.end());
+        items.doc_ids.insert(items.doc_ids.end(), pm->doc_ids.begin(), pm->doc_ids.end());
+        items.scores.insert(items.scores.end(), pm->scores.begin(), pm->scores.end());
       }
-      if (m.scores.empty()) continue;  // only items without a value: not reported, as in one process
+      if (items.scores.empty()) continue;  // only items without a value: not reported, as in one process
       if (m.stderr_method == "bootstrap" && (!first.settings.contains("seed") || !first.settings.contains("bootstrap_iters")))
         throw Error(name + " " + key + ": a bootstrap standard error needs settings.seed and settings.bootstrap_iters", {},
                     hint);
-      // Chance over the merged items: the item-weighted mean of the shards' chance levels.
-      if (chance_n == static_cast<int64_t>(m.scores.size())) m.chance = eval_detail::round_chance(chance_sum / static_cast<double>(chance_n));
-      eval_detail::finish_metric(m, draws, first.settings.value("bootstrap_iters", 0),
-                                 first.settings.value("seed", uint64_t{0}), name);
+      eval_detail::aggregate_metric(m, std::move(items), first.settings.value("bootstrap_iters", 0),
+                                    first.settings.value("seed", uint64_t{0}), name);
       reported.insert(key);
       t.metrics.push_back(std::move(m));
     }

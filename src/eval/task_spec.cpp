@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "eval/eval.h"
+#include "eval/internal.h"
 
 namespace atax {
 namespace {
@@ -257,7 +258,22 @@ TaskSpec parse_task_spec(const json& j, const fs::path& file) {
       bad(file, "metric " + m.name + ": no choice set \"" + m.choice_set + "\"");
     m.where = get_or<std::map<std::string, std::string>>(mj, "where", {}, "metric", file);
     m.group_by = get_or<std::string>(mj, "group_by", "", "metric", file);
-    m.higher_is_better = get_or<bool>(mj, "higher_is_better", true, "metric", file);
+    // The direction comes from the metric registry; a task declares it only where the registry
+    // leaves it to the task (refusal rates), and may not contradict it elsewhere.
+    const eval_detail::MetricDef* def = eval_detail::find_metric_def(m.metric);
+    using Dir = eval_detail::MetricDef::Direction;
+    const Dir dir = def ? def->direction : Dir::kHigher;
+    if (dir == Dir::kTaskDeclares) {
+      if (!mj.contains("higher_is_better"))
+        bad(file, "metric " + m.name + " (" + m.metric + ") must declare \"higher_is_better\"",
+            "true where refusing is right (harmful prompts), false where it is over-refusal (benign prompts)");
+      m.higher_is_better = get_or<bool>(mj, "higher_is_better", true, "metric", file);
+    } else {
+      m.higher_is_better = dir == Dir::kHigher;
+      if (mj.contains("higher_is_better") && get_or<bool>(mj, "higher_is_better", true, "metric", file) != m.higher_is_better)
+        bad(file, "metric " + m.name + ": \"higher_is_better\" contradicts the metric registry (" + m.metric + " is " +
+                      (m.higher_is_better ? "higher" : "lower") + "-is-better)");
+    }
     m.stderr_method = get_or<std::string>(mj, "stderr", "mean", "metric", file);
     if (m.stderr_method != "mean" && m.stderr_method != "bootstrap") bad(file, "metric " + m.name + ": stderr must be mean or bootstrap");
     m.k = get_or<int>(mj, "k", 1, "metric", file);

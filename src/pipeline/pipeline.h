@@ -67,6 +67,15 @@ struct ModelEvalOptions {
   EvalOptions eval;                // limit, few-shot, chat, seed, cache, samples, bootstrap, workers, shard
 };
 
+// The parts of an "eval" artifact's key (the demo's, the sweep's: the caches above the request
+// cache) that say how and on what a model was evaluated. run_settings_json: every field of `run`
+// (device, dtype, max_length, batch_size, chat_template). task_identities: each task `opts.tasks`
+// selects, in order, as {"name", "version", "sha256" of its task file}, so that editing a task
+// file, even without raising its version, makes a new artifact. Fails like select_tasks for an
+// unknown task.
+json run_settings_json(const ModelRunOptions& run);
+json task_identities(const ModelEvalOptions& opts);
+
 // The tasks `opts` names, each with its data present: Error naming the task and the path
 // otherwise. Called before any model is loaded, so a typo fails fast.
 std::vector<TaskSpec> resolve_tasks(const ModelEvalOptions& opts);

@@ -110,7 +110,14 @@ SweepSummary run_sweep(const fs::path& config_file) {
   mo.eval.log_samples = true;
   if (cfg.contains("tasks_dir")) mo.tasks_dir = cfg["tasks_dir"].get<std::string>();
   auto base_hash = load_model(base, LoadOptions{"cpu"}).content_hash;
-  fs::path base_eval = cache.get("eval", {{"model", base_hash}, {"tasks", tasks}, {"limit", mo.eval.limit}}, "evaluate base",
+  // What every evaluation's artifact key holds beside the model: each task's name, version and
+  // file hash and every runtime setting, so an edited task file is evaluated again, not reused.
+  const json task_files = task_identities(mo), run_settings = run_settings_json(mo.run);
+  auto eval_key = [&](const json& model) {
+    return json{{"model", model}, {"tasks", tasks}, {"limit", mo.eval.limit}, {"task_files", task_files},
+                {"run", run_settings}};
+  };
+  fs::path base_eval = cache.get("eval", eval_key(base_hash), "evaluate base",
                                  [&](const fs::path& d) { write_results(evaluate_model(base, mo), d / "results.json"); });
   // The tax of every point goes through the one tax path (the results files, as `atax tax` reads them).
   const auto base_results = analysis::read_results(base_eval / "results.json");
@@ -126,7 +133,8 @@ SweepSummary run_sweep(const fs::path& config_file) {
   Progress progress("sweep", static_cast<int64_t>(points.size()), "runs");
   for (const auto& point : points) {
     json settings = {{"base", base_hash}, {"data", sha256_file(cfg["data"].get<std::string>())}, {"defaults", defaults},
-                     {"point", point}, {"tasks", tasks}, {"eval_limit", mo.eval.limit}};
+                     {"point", point}, {"tasks", tasks}, {"eval_limit", mo.eval.limit}, {"task_files", task_files},
+                     {"run", run_settings}};
     std::string key = store::settings_key(settings);
     std::string name = point.dump();
     ++summary.runs;
@@ -178,8 +186,7 @@ SweepSummary run_sweep(const fs::path& config_file) {
           train_dpo(c);
         }) / "model";
       }
-      fs::path ev = cache.get("eval", {{"model", model_dir.string()}, {"tasks", tasks}, {"limit", mo.eval.limit}},
-                              "evaluate " + name,
+      fs::path ev = cache.get("eval", eval_key(model_dir.string()), "evaluate " + name,
                               [&](const fs::path& d) { write_results(evaluate_model(model_dir, mo), d / "results.json"); });
       auto results = read_results(ev / "results.json");
       json metrics = json::object();

@@ -7,7 +7,7 @@
 //   xstest_v2_completions_mistralinstruct.csv 6a146b65a5b96ec8 (450 labelled)
 //   toy world preferences_train.jsonl ba5e26923acf8f88 (800 responses)
 // training: 2150 responses, min_df 2, l2 1, l2_ngram 16, 400 AdaGrad steps, lr 0.5
-// Do not edit: retrain with the command above (tests/refusal/classifier_test.cpp checks it).
+// Do not edit: retrain with the command above (tests/refusal/loo_test.cpp, LooTest.ShippedWeightsAreReproducedFromTheirInputs, checks it).
 #include "refusal/refusal.h"
 
 namespace atax {

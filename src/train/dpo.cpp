@@ -382,56 +382,90 @@ json DpoConfig::to_json() const {
   return j;
 }
 
-TrainResult train_dpo(const DpoConfig& cfg_in) {
-  DpoConfig cfg = cfg_in;
-  check_dpo_config(cfg);
-  const json config = cfg.to_json();
-  setup_runtime(cfg.common);
-  if (auto done = finished_run(cfg.common, config)) return *done;
-  LoadOptions lo;
-  lo.device = cfg.common.device;
+namespace {
+
+// The policy of --model, with its tokenizer (in the --chat-template format, if one is named).
+LoadedModel load_policy(const DpoConfig& cfg, const LoadOptions& lo) {
   LoadedModel policy = load_model(cfg.model, lo);
   if (!policy.tokenizer)
     throw Error("the model folder has no tokenizer.json", cfg.model.string(), "DPO needs the model's tokenizer");
   if (!cfg.common.chat_template.empty())
     policy.tokenizer->set_chat_format(chat_format_from_name(cfg.common.chat_template));
+  return policy;
+}
+
+// The state train_dpo's steps hand on: the run's configuration (the task reads it, and the batch
+// size may shrink to the number of pairs), the policy, its task and the data report.
+struct DpoSetup {
+  DpoSetup(DpoConfig& c, const LoadOptions& l) : cfg(c), lo(l), policy(load_policy(c, l)), task(c, policy) {}
+
+  DpoConfig& cfg;
+  const LoadOptions& lo;
+  LoadedModel policy;
+  DpoTask task;
   const Tokenizer& tok = *policy.tokenizer;
   const int64_t pad = pad_of(tok);
   const bool average = cfg.loss_type == DpoLossType::kIpo;
-
-  // ---- Data ----
   TokenizeOptions to;
+  json report = json::object();
+  fs::path nll_path;                    // the capability data of the NLL term (--nll-data or --preserve)
+  double nll_weight = 0;
+  std::optional<LoadedModel> ref_model;  // --ref, while it is needed
+  std::optional<LoadedModel> live_ref;   // a frozen copy of the initial policy
+  int64_t n_trainable = 0;
+
+  void load_pairs();
+  void add_preserve_data();
+  void load_nll_and_eval_data();
+  void load_reference();
+  void precompute_reference();
+  void drop_low_margin_pairs();
+  void set_curriculum_keys();
+  void add_lora_adapters();
+  void select_parameters();
+  void keep_reference_params();
+  void choose_live_reference();
+  void fit_batch_to_memory();
+};
+
+// The training pairs, tokenized within --max-length (capped by the model's context).
+void DpoSetup::load_pairs() {
   to.max_length = cfg.common.max_length > 0 ? std::min(cfg.common.max_length, policy.config.max_position_embeddings)
                                             : policy.config.max_position_embeddings;
   to.drop_over_length = cfg.common.drop_over_length;
   to.on_bad_line = cfg.common.on_bad_line;
-  json report = json::object();
   DataReport rep;
-  DpoTask task(cfg, policy);
   task.pairs = load_preferences(cfg.data, tok, to, cfg.filter, &rep);
   log_info("dpo: " + rep.summary());
   report["train"] = rep.to_json();
-  fs::path nll_path = cfg.nll_data;
-  double nll_weight = cfg.nll_weight;
-  if (!cfg.preserve.empty()) {
-    std::string as = cfg.preserve_as == "auto" ? detect_preserve_format(cfg.preserve) : cfg.preserve_as;
-    if (as == "pairs") {
-      PreferenceFilter pf;
-      pf.drop = cfg.filter.drop;
-      DataReport prep;
-      auto extra = load_preferences(cfg.preserve, tok, to, pf, &prep);
-      for (auto& p : extra) p.weight = cfg.preserve_weight;
-      task.pairs.insert(task.pairs.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
-      report["preserve"] = prep.to_json();
-      log_info("dpo: preserve pairs " + prep.summary());
-    } else {
-      if (!nll_path.empty() && nll_path != cfg.preserve)
-        throw Error("--preserve as NLL and --nll-data name different files", "",
-                    "give the capability data once (--preserve FILE --preserve-weight w)");
-      nll_path = cfg.preserve;
-      nll_weight = cfg.preserve_weight;
-    }
+  nll_path = cfg.nll_data;
+  nll_weight = cfg.nll_weight;
+}
+
+// --preserve: extra pairs of weight --preserve-weight, or the data of the NLL term.
+void DpoSetup::add_preserve_data() {
+  if (cfg.preserve.empty()) return;
+  std::string as = cfg.preserve_as == "auto" ? detect_preserve_format(cfg.preserve) : cfg.preserve_as;
+  if (as == "pairs") {
+    PreferenceFilter pf;
+    pf.drop = cfg.filter.drop;
+    DataReport prep;
+    auto extra = load_preferences(cfg.preserve, tok, to, pf, &prep);
+    for (auto& p : extra) p.weight = cfg.preserve_weight;
+    task.pairs.insert(task.pairs.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
+    report["preserve"] = prep.to_json();
+    log_info("dpo: preserve pairs " + prep.summary());
+  } else {
+    if (!nll_path.empty() && nll_path != cfg.preserve)
+      throw Error("--preserve as NLL and --nll-data name different files", "",
+                  "give the capability data once (--preserve FILE --preserve-weight w)");
+    nll_path = cfg.preserve;
+    nll_weight = cfg.preserve_weight;
   }
+}
+
+// The NLL term's sequences (when it has a weight) and the held-out pairs of --eval-data.
+void DpoSetup::load_nll_and_eval_data() {
   if (!nll_path.empty() && nll_weight > 0) {
     DataReport nrep;
     task.nll = load_sft(nll_path, tok, to, &nrep);
@@ -448,16 +482,21 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
     task.eval_pairs = load_preferences(cfg.eval_data, tok, to, ef, &erep);
     report["eval"] = erep.to_json();
   }
+}
 
-  // ---- Reference ----
-  std::optional<LoadedModel> ref_model;
-  if (!cfg.ref.empty()) {
-    ref_model = load_model(cfg.ref, lo);
-    if (ref_model->config.to_json() != policy.config.to_json())
-      throw Error("the reference model's config.json differs from the policy's", (cfg.ref / "config.json").string(),
-                  "DPO needs a reference of the same architecture (usually the SFT model itself)");
-    for (auto& p : ref_model->net->parameters()) p.set_requires_grad(false);
-  }
+// The frozen --ref model, which must have the policy's architecture.
+void DpoSetup::load_reference() {
+  if (cfg.ref.empty()) return;
+  ref_model = load_model(cfg.ref, lo);
+  if (ref_model->config.to_json() != policy.config.to_json())
+    throw Error("the reference model's config.json differs from the policy's", (cfg.ref / "config.json").string(),
+                "DPO needs a reference of the same architecture (usually the SFT model itself)");
+  for (auto& p : ref_model->net->parameters()) p.set_requires_grad(false);
+}
+
+// The reference's log-probs of the training pairs (when asked for or needed) and of the eval pairs,
+// read from or written to the cache.
+void DpoSetup::precompute_reference() {
   CausalLm& ref_now = ref_model ? ref_model->net : policy.net;  // the policy is the reference before training
   const std::string ref_hash = ref_model ? ref_model->content_hash : policy.content_hash;
   const bool need_table = cfg.precompute_ref || cfg.filter.min_ref_margin > 0 || cfg.curriculum == "margin";
@@ -475,91 +514,103 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
     auto t = cached_pair_logprobs(ref_now, ref_hash, task.eval_pairs, pad, ref_batch, cache_dir, settings, nullptr);
     task.eval_ref = t.logprobs(average);
   }
-  if (cfg.filter.min_ref_margin > 0) {
-    auto lp = task.ref_table->logprobs(average);
-    auto margin = (lp.chosen - lp.rejected).abs();
-    std::vector<int64_t> keep;
-    std::vector<PreferencePair> kept;
-    for (int64_t i = 0; i < static_cast<int64_t>(task.pairs.size()); ++i) {
-      if (margin[i].item<double>() >= cfg.filter.min_ref_margin) {
-        keep.push_back(i);
-        kept.push_back(std::move(task.pairs[i]));
-      }
-    }
-    const int64_t dropped = static_cast<int64_t>(task.pairs.size() - kept.size());
-    auto rows = torch::tensor(keep, torch::kInt64);
-    PairTable& t = *task.ref_table;
-    t.chosen_sum = t.chosen_sum.index_select(0, rows);
-    t.chosen_count = t.chosen_count.index_select(0, rows);
-    t.rejected_sum = t.rejected_sum.index_select(0, rows);
-    t.rejected_count = t.rejected_count.index_select(0, rows);
-    task.pairs = std::move(kept);
-    report["train"]["dropped"]["low reference margin"] = dropped;
-    report["train"]["kept"] = static_cast<int64_t>(task.pairs.size());
-    log_info(fmt::format("dpo: {} pairs dropped with |reference margin| < {}", dropped, cfg.filter.min_ref_margin));
-  }
+}
 
-  // ---- Curriculum keys ----
-  if (cfg.curriculum != "none") {
-    const size_t n = task.pairs.size();
-    task.curriculum_keys.resize(n);
-    std::vector<std::string> unlisted;
-    if (cfg.curriculum == "category") {
-      std::set<std::string> cats;
-      for (const auto& p : task.pairs)
-        if (std::find(cfg.curriculum_categories.begin(), cfg.curriculum_categories.end(), p.category) ==
-            cfg.curriculum_categories.end())
-          cats.insert(p.category);
-      unlisted.assign(cats.begin(), cats.end());
-    }
-    std::optional<PairLogprobs> lp;
-    if (cfg.curriculum == "margin") lp = task.ref_table->logprobs(average);
-    for (size_t i = 0; i < n; ++i) {
-      const auto& p = task.pairs[i];
-      if (cfg.curriculum == "difficulty") {
-        task.curriculum_keys[i] = static_cast<double>(p.difficulty);
-      } else if (cfg.curriculum == "category") {
-        auto it = std::find(cfg.curriculum_categories.begin(), cfg.curriculum_categories.end(), p.category);
-        task.curriculum_keys[i] =
-            it != cfg.curriculum_categories.end()
-                ? static_cast<double>(it - cfg.curriculum_categories.begin())
-                : static_cast<double>(cfg.curriculum_categories.size() +
-                                      (std::find(unlisted.begin(), unlisted.end(), p.category) - unlisted.begin()));
-      } else {  // margin: pairs the reference already ranks right by far come first
-        task.curriculum_keys[i] = -(lp->chosen[i].item<double>() - lp->rejected[i].item<double>());
-      }
+// --min-ref-margin: drops the pairs the reference barely separates, with their table rows.
+void DpoSetup::drop_low_margin_pairs() {
+  if (!(cfg.filter.min_ref_margin > 0)) return;
+  auto lp = task.ref_table->logprobs(average);
+  auto margin = (lp.chosen - lp.rejected).abs();
+  std::vector<int64_t> keep;
+  std::vector<PreferencePair> kept;
+  for (int64_t i = 0; i < static_cast<int64_t>(task.pairs.size()); ++i) {
+    if (margin[i].item<double>() >= cfg.filter.min_ref_margin) {
+      keep.push_back(i);
+      kept.push_back(std::move(task.pairs[i]));
     }
   }
+  const int64_t dropped = static_cast<int64_t>(task.pairs.size() - kept.size());
+  auto rows = torch::tensor(keep, torch::kInt64);
+  PairTable& t = *task.ref_table;
+  t.chosen_sum = t.chosen_sum.index_select(0, rows);
+  t.chosen_count = t.chosen_count.index_select(0, rows);
+  t.rejected_sum = t.rejected_sum.index_select(0, rows);
+  t.rejected_count = t.rejected_count.index_select(0, rows);
+  task.pairs = std::move(kept);
+  report["train"]["dropped"]["low reference margin"] = dropped;
+  report["train"]["kept"] = static_cast<int64_t>(task.pairs.size());
+  log_info(fmt::format("dpo: {} pairs dropped with |reference margin| < {}", dropped, cfg.filter.min_ref_margin));
+}
 
-  // ---- Trainable parameters ----
-  if (cfg.lora.rank > 0) {
-    for (auto& p : policy.net->parameters()) p.set_requires_grad(false);
-    torch::manual_seed(cfg.common.seed);
-    LoraOptions lopts;
-    lopts.rank = cfg.lora.rank;
-    lopts.alpha = cfg.lora.alpha;
-    lopts.target_modules = cfg.lora.target_modules;
-    policy.net->add_lora(lopts);
-    for (auto& [name, p] : policy.net->named_hf_parameters()) {
-      if (ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) {
-        p.set_requires_grad(true);
-        task.params.emplace_back(name, p);
-      }
-    }
-  } else {
-    std::set<int64_t> layers(cfg.train_layers.begin(), cfg.train_layers.end());
-    for (auto& [name, p] : policy.net->named_hf_parameters()) {
-      bool on = cfg.train_modules.empty() ||
-                std::any_of(cfg.train_modules.begin(), cfg.train_modules.end(),
-                            [&](const std::string& pat) { return name_matches(name, pat); });
-      if (!layers.empty()) on = on && layers.count(layer_of(name)) > 0;
-      p.set_requires_grad(on);
-      if (on) task.params.emplace_back(name, p);
-    }
-    if (task.params.empty())
-      throw Error("--train-modules / --train-layers select no parameter", "",
-                  "patterns match HF names, e.g. 'mlp' or 'model.layers.*.self_attn.*'; layers are 0-based");
+// The curriculum's sort key of every pair (smaller = earlier).
+void DpoSetup::set_curriculum_keys() {
+  if (cfg.curriculum == "none") return;
+  const size_t n = task.pairs.size();
+  task.curriculum_keys.resize(n);
+  std::vector<std::string> unlisted;
+  if (cfg.curriculum == "category") {
+    std::set<std::string> cats;
+    for (const auto& p : task.pairs)
+      if (std::find(cfg.curriculum_categories.begin(), cfg.curriculum_categories.end(), p.category) ==
+          cfg.curriculum_categories.end())
+        cats.insert(p.category);
+    unlisted.assign(cats.begin(), cats.end());
   }
+  std::optional<PairLogprobs> lp;
+  if (cfg.curriculum == "margin") lp = task.ref_table->logprobs(average);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& p = task.pairs[i];
+    if (cfg.curriculum == "difficulty") {
+      task.curriculum_keys[i] = static_cast<double>(p.difficulty);
+    } else if (cfg.curriculum == "category") {
+      auto it = std::find(cfg.curriculum_categories.begin(), cfg.curriculum_categories.end(), p.category);
+      task.curriculum_keys[i] =
+          it != cfg.curriculum_categories.end()
+              ? static_cast<double>(it - cfg.curriculum_categories.begin())
+              : static_cast<double>(cfg.curriculum_categories.size() +
+                                    (std::find(unlisted.begin(), unlisted.end(), p.category) - unlisted.begin()));
+    } else {  // margin: pairs the reference already ranks right by far come first
+      task.curriculum_keys[i] = -(lp->chosen[i].item<double>() - lp->rejected[i].item<double>());
+    }
+  }
+}
+
+// LoRA: freezes the network and trains only the adapters it adds.
+void DpoSetup::add_lora_adapters() {
+  for (auto& p : policy.net->parameters()) p.set_requires_grad(false);
+  torch::manual_seed(cfg.common.seed);
+  LoraOptions lopts;
+  lopts.rank = cfg.lora.rank;
+  lopts.alpha = cfg.lora.alpha;
+  lopts.target_modules = cfg.lora.target_modules;
+  policy.net->add_lora(lopts);
+  for (auto& [name, p] : policy.net->named_hf_parameters()) {
+    if (ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) {
+      p.set_requires_grad(true);
+      task.params.emplace_back(name, p);
+    }
+  }
+}
+
+// Without LoRA: trains the parameters --train-modules / --train-layers select (all by default).
+void DpoSetup::select_parameters() {
+  std::set<int64_t> layers(cfg.train_layers.begin(), cfg.train_layers.end());
+  for (auto& [name, p] : policy.net->named_hf_parameters()) {
+    bool on = cfg.train_modules.empty() ||
+              std::any_of(cfg.train_modules.begin(), cfg.train_modules.end(),
+                          [&](const std::string& pat) { return name_matches(name, pat); });
+    if (!layers.empty()) on = on && layers.count(layer_of(name)) > 0;
+    p.set_requires_grad(on);
+    if (on) task.params.emplace_back(name, p);
+  }
+  if (task.params.empty())
+    throw Error("--train-modules / --train-layers select no parameter", "",
+                "patterns match HF names, e.g. 'mlp' or 'model.layers.*.self_attn.*'; layers are 0-based");
+}
+
+// θ_ref of the regularizer (--lambda-reg): the --ref weights, else the initial policy's; counts
+// the trainable parameters.
+void DpoSetup::keep_reference_params() {
   if (cfg.lambda_reg > 0) {
     std::map<std::string, torch::Tensor> ref_named;
     if (ref_model) ref_named = ref_model->net->named_hf_parameters();
@@ -569,11 +620,12 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
       task.ref_params.push_back(it != ref_named.end() ? it->second.detach().clone() : p.detach().clone());
     }
   }
-  int64_t n_trainable = 0;
   for (auto& [n, p] : task.params) n_trainable += p.numel();
+}
 
-  // ---- Live reference, when nothing was precomputed ----
-  std::optional<LoadedModel> live_ref;
+// The live reference, when nothing was precomputed (--ref, the adapters-off policy or a frozen
+// copy of the policy); logs the run's set-up.
+void DpoSetup::choose_live_reference() {
   if (!task.ref_table) {
     if (ref_model) {
       task.ref_net = &ref_model->net;
@@ -591,8 +643,11 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
                        task.pairs.size(), dpo_loss_type_name(cfg.loss_type), cfg.beta, cfg.lambda_reg, n_trainable,
                        policy.net->num_parameters(), cfg.lora.rank > 0 ? " (LoRA)" : "",
                        task.ref_table ? "precomputed" : task.ref_net ? "frozen copy" : "adapters off"));
-  // Batches are sized from the data (a micro-batch never repeats pairs to reach --batch-size), and
-  // the memory one micro-batch needs is checked before any of it is reserved.
+}
+
+// Batches are sized from the data (a micro-batch never repeats pairs to reach --batch-size), and
+// the memory one micro-batch needs is checked before any of it is reserved.
+void DpoSetup::fit_batch_to_memory() {
   const int64_t n_pairs = static_cast<int64_t>(task.pairs.size());
   if (n_pairs > 0 && cfg.common.batch_size > n_pairs) {
     log_info(fmt::format("dpo: --batch-size {} is more than the {} pairs; using {}", cfg.common.batch_size, n_pairs,
@@ -611,7 +666,36 @@ TrainResult train_dpo(const DpoConfig& cfg_in) {
   check_memory_need(static_cast<int64_t>(std::min(9e18, per_token * static_cast<double>(rows * longest))),
                     fmt::format("a DPO micro-batch of {} pairs of up to {} tokens", rows / 2, longest),
                     "lower --batch-size (raise --grad-accum to keep the effective batch) or --max-length");
-  return run_training(cfg.common, task, config, report);
+}
+
+}  // namespace
+
+TrainResult train_dpo(const DpoConfig& cfg_in) {
+  DpoConfig cfg = cfg_in;
+  check_dpo_config(cfg);
+  const json config = cfg.to_json();
+  setup_runtime(cfg.common);
+  if (auto done = finished_run(cfg.common, config)) return *done;
+  LoadOptions lo;
+  lo.device = cfg.common.device;
+  DpoSetup s(cfg, lo);
+  // Data, then the reference and what it decides (filters, curriculum), then what trains.
+  s.load_pairs();
+  s.add_preserve_data();
+  s.load_nll_and_eval_data();
+  s.load_reference();
+  s.precompute_reference();
+  s.drop_low_margin_pairs();
+  s.set_curriculum_keys();
+  if (cfg.lora.rank > 0) {
+    s.add_lora_adapters();
+  } else {
+    s.select_parameters();
+  }
+  s.keep_reference_params();
+  s.choose_live_reference();
+  s.fit_batch_to_memory();
+  return run_training(cfg.common, s.task, config, s.report);
 }
 
 }  // namespace atax

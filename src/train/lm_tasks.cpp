@@ -141,6 +141,36 @@ json SftConfig::to_json() const {
   return j;
 }
 
+// Batches are sized from the data, as DPO's are: a micro-batch never holds more sequences than
+// the data has, an optimizer step never repeats sequences to reach --batch-size × --grad-accum,
+// and the memory one micro-batch needs is checked before any of it is reserved.
+static TrainCommon fit_lm_batch(const std::string& what, TrainCommon c, const std::vector<TokenSequence>& train,
+                         const LoadedModel& model) {
+  const int64_t n = static_cast<int64_t>(train.size());
+  if (n > 0 && c.batch_size > n) {
+    log_info(fmt::format("{}: --batch-size {} is more than the {} training sequences; using {}", what, c.batch_size, n, n));
+    c.batch_size = n;
+  }
+  if (n > 0 && c.grad_accum > 1 && c.batch_size * c.grad_accum > n) {
+    const int64_t fit = std::max<int64_t>(1, n / c.batch_size);
+    log_info(fmt::format("{}: --grad-accum {} × --batch-size {} is more than the {} training sequences; using "
+                         "--grad-accum {}",
+                         what, c.grad_accum, c.batch_size, n, fit));
+    c.grad_accum = fit;
+  }
+  int64_t longest = 0;
+  for (const auto& t : train) longest = std::max<int64_t>(longest, static_cast<int64_t>(t.ids.size()));
+  // Logits with their log-softmax and gradients (3 × V floats a token), activations kept for
+  // backward (about 16 × C floats a token and layer): the same estimate as DPO's.
+  const double per_token = 4.0 * (3.0 * static_cast<double>(model.config.vocab_size) +
+                                  16.0 * static_cast<double>(model.config.hidden_size) *
+                                      static_cast<double>(model.config.num_hidden_layers));
+  check_memory_need(static_cast<int64_t>(std::min(9e18, per_token * static_cast<double>(c.batch_size * longest))),
+                    fmt::format("a {} micro-batch of {} sequences of up to {} tokens", what, c.batch_size, longest),
+                    "lower --batch-size (raise --grad-accum to keep the effective batch) or --seq-len / --max-length");
+  return c;
+}
+
 TrainResult pretrain(const PretrainConfig& cfg) {
   const json config = cfg.to_json();
   setup_runtime(cfg.common);
@@ -216,8 +246,9 @@ TrainResult pretrain(const PretrainConfig& cfg) {
   if (!eval_docs.empty()) report["eval"] = {{"documents", eval_docs.size()}, {"tokens", eval_tokens.size()}};
   log_info(fmt::format("pretrain: {} parameters; {}; {} tokens in {} blocks of {}", model.net->num_parameters(),
                        train_rep.summary(), train_tokens.size(), blocks.size(), cfg.seq_len));
-  LmTask task("pretrain", model, std::move(blocks), std::move(eval_blocks), cfg.common.batch_size);
-  return run_training(cfg.common, task, config, report);
+  const TrainCommon common = fit_lm_batch("pretrain", cfg.common, blocks, model);
+  LmTask task("pretrain", model, std::move(blocks), std::move(eval_blocks), common.batch_size);
+  return run_training(common, task, config, report);
 }
 
 TrainResult sft(const SftConfig& cfg) {
@@ -241,8 +272,9 @@ TrainResult sft(const SftConfig& cfg) {
   json report = {{"train", train_rep.to_json()}};
   if (!cfg.eval_data.empty()) report["eval"] = eval_rep.to_json();
   log_info("sft: " + train_rep.summary());
-  LmTask task("sft", model, std::move(train), std::move(eval), cfg.common.batch_size);
-  return run_training(cfg.common, task, config, report);
+  const TrainCommon common = fit_lm_batch("sft", cfg.common, train, model);
+  LmTask task("sft", model, std::move(train), std::move(eval), common.batch_size);
+  return run_training(common, task, config, report);
 }
 
 }  // namespace atax

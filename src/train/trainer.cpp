@@ -231,30 +231,37 @@ std::optional<TrainResult> finished_run(const TrainCommon& common, const json& c
   return res;
 }
 
-TrainResult run_training(const TrainCommon& c, TrainTask& task, const json& config, const json& data_report) {
-  check_common(c);
-  auto& ctx = dist::context();
-  const bool main_rank = ctx.is_main();
-  const double t_start = now_seconds();
-  const fs::path out = c.out;
+namespace {
+
+// The number of training examples; fails if loading and filtering left none.
+int64_t example_count(const TrainTask& task) {
   const int64_t n = task.num_examples();
   if (n == 0)
     throw Error("no training examples left after loading and filtering", "",
                 "check the data file and the filters (see the data report)");
-  const int64_t global_batch = c.batch_size * c.grad_accum;
-  const int64_t order_len = c.max_steps > 0 ? c.max_steps * global_batch : c.epochs * n;
-  const int64_t total_steps = c.max_steps > 0 ? c.max_steps : (order_len + global_batch - 1) / global_batch;
-  const std::vector<int64_t> order = task.example_order(order_len, c.seed);
-  TORCH_CHECK(static_cast<int64_t>(order.size()) == order_len, "example_order returned the wrong length");
+  return n;
+}
 
-  // Optimiser: AdamW, weight decay on matrices only.
+// The example order of the whole run, `length` entries long.
+std::vector<int64_t> checked_order(const TrainTask& task, int64_t length, uint64_t seed) {
+  std::vector<int64_t> order = task.example_order(length, seed);
+  TORCH_CHECK(static_cast<int64_t>(order.size()) == length, "example_order returned the wrong length");
+  return order;
+}
+
+// The task's trainable tensors in its fixed order; fails if there is none.
+std::vector<torch::Tensor> trainable_params(TrainTask& task) {
   auto named = task.trainable();
-  std::vector<torch::Tensor> params, decay, no_decay;
-  for (auto& [name, p] : named) {
-    params.push_back(p);
-    (p.dim() >= 2 ? decay : no_decay).push_back(p);
-  }
+  std::vector<torch::Tensor> params;
+  for (auto& [name, p] : named) params.push_back(p);
   if (params.empty()) throw Error("no trainable parameters", "", "check --train-modules / --train-layers");
+  return params;
+}
+
+// AdamW, weight decay on matrices only.
+torch::optim::AdamW make_optimizer(const TrainCommon& c, const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : params) (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto defaults = torch::optim::AdamWOptions(c.lr).betas({c.adam_beta1, c.adam_beta2}).eps(c.adam_eps);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (!decay.empty())
@@ -263,185 +270,277 @@ TrainResult run_training(const TrainCommon& c, TrainTask& task, const json& conf
   if (!no_decay.empty())
     groups.emplace_back(no_decay,
                         std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(defaults).weight_decay(0)));
-  torch::optim::AdamW optimizer(std::move(groups), defaults);
-  dist::GradSyncOptions sync_opts;
-  sync_opts.average = false;  // each rank's loss is already divided by the global batch
-  dist::GradSync sync(params, sync_opts, &ctx);
+  return torch::optim::AdamW(std::move(groups), defaults);
+}
 
+// Gradients are summed over ranks: each rank's loss is already divided by the global batch.
+dist::GradSyncOptions summing_sync() {
+  dist::GradSyncOptions sync_opts;
+  sync_opts.average = false;
+  return sync_opts;
+}
+
+// The state run_training's steps hand on: the run's fixed plan (example order, step count), the
+// optimiser and gradient sync, and what the steps add (log lines, checkpoints, the result).
+struct TrainingRun {
+  TrainingRun(const TrainCommon& c, TrainTask& task, const json& config, const json& data_report);
+
+  const TrainCommon& c;
+  TrainTask& task;
+  const json& config;
+  const json& data_report;
+  dist::Context& ctx = dist::context();
+  const bool main_rank = ctx.is_main();
+  const double t_start = now_seconds();
+  const fs::path out = c.out;
+  const int64_t n = example_count(task);
+  const int64_t global_batch = c.batch_size * c.grad_accum;
+  const int64_t order_len = c.max_steps > 0 ? c.max_steps * global_batch : c.epochs * n;
+  const int64_t total_steps = c.max_steps > 0 ? c.max_steps : (order_len + global_batch - 1) / global_batch;
+  const std::vector<int64_t> order = checked_order(task, order_len, c.seed);
+  std::vector<torch::Tensor> params = trainable_params(task);
+  torch::optim::AdamW optimizer = make_optimizer(c, params);
+  dist::GradSync sync{params, summing_sync(), &ctx};
+
+  int64_t start = 0;
+  TrainResult result;
+  std::vector<json> log;
+  std::optional<fs::path> last_checkpoint;
+  std::optional<Progress> progress;
+  std::vector<std::string> keys;
+
+  void resume_or_start();
+  void restore_checkpoint();
+  void start_progress();
+  std::string state_blob();
+  void write_checkpoint(int64_t steps_done);
+  void train_step(int64_t step);
+  Metrics accumulate_gradients(int64_t step, const std::vector<int64_t>& step_examples);
+  void all_reduce_metrics(Metrics& m);
+  double gradient_norm(int64_t step);
+  [[noreturn]] void stop_nonfinite(const std::string& what, double value, int64_t step);
+  void record_step(const json& line, int64_t step, double loss);
+  void finish_result();
+  void save_final();
+};
+
+// Makes the plan, optimiser and sync (the members' initializers, in order), then writes the
+// configuration into OUT.
+TrainingRun::TrainingRun(const TrainCommon& c_in, TrainTask& task_in, const json& config_in,
+                         const json& data_report_in)
+    : c(c_in), task(task_in), config(config_in), data_report(data_report_in) {
   if (main_rank) {
     fs::create_directories(out);
     write_json_atomic(out / kConfigFile, config);
   }
+}
 
-  // Resume from the last checkpoint, if asked and there is one.
-  int64_t start = 0;
-  TrainResult result;
+// Resumes from the last checkpoint, if asked and there is one; else starts an empty log.
+void TrainingRun::resume_or_start() {
   result.out = out;
-  std::vector<json> log;
-  std::optional<fs::path> last_checkpoint;
   if (c.resume) last_checkpoint = latest_checkpoint(out);
   if (last_checkpoint) {
-    json state = read_json(*last_checkpoint / kStateFile);
-    if (training_identity(state.value("config", json::object())) != training_identity(config))
-      throw Error("the checkpoint was written by a run with a different configuration",
-                  (*last_checkpoint / kStateFile).string(),
-                  "resume with the same options, or use another --out to start afresh");
-    std::string blob = read_file(*last_checkpoint / kStateBlob);
-    torch::serialize::InputArchive archive;
-    archive.load_from(blob.data(), blob.size());
-    task.load_state(*last_checkpoint, archive);
-    torch::serialize::InputArchive opt_archive;
-    archive.read("optimizer", opt_archive);
-    optimizer.load(opt_archive);
-    torch::Tensor rng_state;
-    archive.read("torch_rng", rng_state);
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(rng_state);
-    }
-    start = state.at("step").get<int64_t>();
-    log = read_log(out / kLogFile, start);
-    result.resumed = true;
-    if (main_rank) {
-      write_file_atomic(out / kLogFile, join_lines(log));
-      log_info(fmt::format("{}: resuming from {} (step {} of {})", task.name(), last_checkpoint->string(), start,
-                           total_steps));
-    }
+    restore_checkpoint();
   } else if (main_rank) {
     write_file_atomic(out / kLogFile, "");
   }
+}
 
-  std::optional<Progress> progress;
+// Restores the task, optimiser and RNG state of `last_checkpoint`, and the log up to its step.
+void TrainingRun::restore_checkpoint() {
+  json state = read_json(*last_checkpoint / kStateFile);
+  if (training_identity(state.value("config", json::object())) != training_identity(config))
+    throw Error("the checkpoint was written by a run with a different configuration",
+                (*last_checkpoint / kStateFile).string(),
+                "resume with the same options, or use another --out to start afresh");
+  std::string blob = read_file(*last_checkpoint / kStateBlob);
+  torch::serialize::InputArchive archive;
+  archive.load_from(blob.data(), blob.size());
+  task.load_state(*last_checkpoint, archive);
+  torch::serialize::InputArchive opt_archive;
+  archive.read("optimizer", opt_archive);
+  optimizer.load(opt_archive);
+  torch::Tensor rng_state;
+  archive.read("torch_rng", rng_state);
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng_state);
+  }
+  start = state.at("step").get<int64_t>();
+  log = read_log(out / kLogFile, start);
+  result.resumed = true;
+  if (main_rank) {
+    write_file_atomic(out / kLogFile, join_lines(log));
+    log_info(fmt::format("{}: resuming from {} (step {} of {})", task.name(), last_checkpoint->string(), start,
+                         total_steps));
+  }
+}
+
+// The progress bar, and the held-out metrics before training (or those the checkpoint kept).
+void TrainingRun::start_progress() {
   if (main_rank && c.progress) {
     progress.emplace(task.name(), total_steps, "step");
     if (start > 0) progress->update(start);
   }
-  const auto keys = task.metric_keys();
-  json eval_now = json::object();
+  keys = task.metric_keys();
   if (start == 0 && task.evaluate_at_start()) {
     result.eval_initial = task.evaluate();
   } else if (start > 0 && fs::exists(*last_checkpoint / kStateFile)) {
     result.eval_initial = read_json(*last_checkpoint / kStateFile).value("eval_initial", json::object());
   }
+}
 
-  auto write_checkpoint = [&](int64_t steps_done) {
-    fs::path dir = out / "checkpoints" / fmt::format("step-{:08d}", steps_done);
-    ctx.on_main("checkpoint", [&] {
-      torch::serialize::OutputArchive archive, opt_archive;
-      optimizer.save(opt_archive);
-      archive.write("optimizer", opt_archive);
-      {
-        auto gen = at::detail::getDefaultCPUGenerator();
-        std::lock_guard<std::mutex> lock(gen.mutex());
-        archive.write("torch_rng", gen.get_state());
-      }
-      task.save_state(archive);
-      std::ostringstream blob;
-      archive.save_to(blob);
-      json state = {{"step", steps_done}, {"total_steps", total_steps}, {"task", task.name()}, {"config", config},
-                    {"log_lines", log.size()}, {"eval_initial", result.eval_initial},
-                    {"written", iso_datetime_utc()}};
-      json extra = {{kStateFile, state}, {kStateBlob, blob.str()}, {kConfigFile, config}};
-      task.save_model(dir, extra);
-      // Only the newest checkpoint is kept.
-      for (const auto& e : fs::directory_iterator(out / "checkpoints")) {
-        if (e.path() == dir) continue;
-        std::error_code ec;
-        fs::remove_all(e.path(), ec);
-      }
-    });
-    last_checkpoint = dir;
-  };
-
-  for (int64_t step = start; step < total_steps; ++step) {
-    const double t0 = now_seconds();
-    const double lr = lr_at(c, step, total_steps);
-    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    const int64_t begin = step * global_batch;
-    const int64_t end = std::min<int64_t>(begin + global_batch, order_len);
-    std::vector<int64_t> step_examples(order.begin() + begin, order.begin() + end);
-    const int64_t micro_batches = (static_cast<int64_t>(step_examples.size()) + c.batch_size - 1) / c.batch_size;
-    task.begin_step(step, step_examples, micro_batches);
-    Metrics m;
-    for (const auto& k : keys) m[k] = 0;
-    for (auto& p : params) p.mutable_grad().reset();
-    for (int64_t micro = 0; micro < micro_batches; ++micro) {
-      const int64_t mb = micro * c.batch_size;
-      const int64_t me = std::min<int64_t>(mb + c.batch_size, static_cast<int64_t>(step_examples.size()));
-      auto [sb, se] = dist::shard_range(me - mb, ctx.rank(), ctx.world_size());
-      std::vector<int64_t> shard(step_examples.begin() + mb + sb, step_examples.begin() + mb + se);
-      std::unique_ptr<dist::GradSync::NoSyncGuard> guard;
-      if (micro + 1 < micro_batches) guard = std::make_unique<dist::GradSync::NoSyncGuard>(&sync);
-      if (!shard.empty()) {
-        task.micro_step(step, micro, shard, m);
-      } else if (ctx.distributed()) {
-        // Nothing for this rank in a short final micro-batch: a zero backward keeps the
-        // gradient all-reduce in step with the other ranks.
-        torch::Tensor zero;
-        for (auto& p : params) zero = zero.defined() ? zero + p.sum() * 0 : p.sum() * 0;
-        zero.backward();
-      }
-    }
-    sync.finish();
-    if (ctx.distributed()) {
-      auto t = torch::empty({static_cast<int64_t>(m.size())}, torch::kFloat64);
-      int64_t i = 0;
-      for (auto& [k, v] : m) t[i++] = v;
-      ctx.all_reduce(t);
-      i = 0;
-      for (auto& [k, v] : m) v = t[i++].item<double>();
-    }
-    task.after_sync(m);
-    json line = task.log_fields(m);
-    const double loss = line.at("loss").get<double>();
-    auto nonfinite = [&](const std::string& what, double value) {
-      std::string hint = "lower --lr (or --beta), keep --max-grad-norm on, and check the data; ";
-      hint += last_checkpoint ? "the last good checkpoint is " + last_checkpoint->string() + " (continue with --resume)"
-                              : std::string("no checkpoint was written yet (set --save-every to keep one)");
-      throw Error(fmt::format("{} became {} at step {}; training stopped", what, value, step + 1), out.string(), hint);
-    };
-    if (!std::isfinite(loss)) nonfinite("the loss", loss);
-    double grad_norm;
-    if (c.max_grad_norm > 0) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(params, c.max_grad_norm);
-    } else {
-      torch::NoGradGuard ng;
-      auto total = torch::zeros({}, torch::kFloat64);
-      for (auto& p : params)
-        if (p.grad().defined()) total += p.grad().pow(2).sum().to(torch::kCPU, torch::kFloat64);
-      grad_norm = std::sqrt(total.item<double>());
-    }
-    if (!std::isfinite(grad_norm)) nonfinite("the gradient norm", grad_norm);
-    optimizer.step();
-    const double dt = now_seconds() - t0;
-    line["step"] = step + 1;
-    line["epoch"] = static_cast<double>(end) / static_cast<double>(n);
-    line["lr"] = lr;
-    line["grad_norm"] = grad_norm;
-    line["tokens_per_s"] = dt > 0 ? m.count("tokens") ? m.at("tokens") / dt : 0.0 : 0.0;
-    line["step_s"] = dt;
-    const bool last = step + 1 == total_steps;
-    if (c.eval_every > 0 && (step + 1) % c.eval_every == 0 && !last) {
-      json ev = task.evaluate();
-      for (auto it = ev.begin(); it != ev.end(); ++it) line[it.key()] = it.value();
-    }
-    log.push_back(line);
-    if (main_rank) {
-      append_line(out / kLogFile, line.dump());
-      if (c.on_step) c.on_step(line);
-      if (progress) {
-        std::string extra = fmt::format("loss {:.4f}", loss);
-        if (line.contains("rewards/accuracies"))
-          extra += fmt::format(" acc {:.2f}", line["rewards/accuracies"].get<double>());
-        progress->update(step + 1, extra);
-      }
-    }
-    if (c.save_every > 0 && (step + 1) % c.save_every == 0 && !last) write_checkpoint(step + 1);
+// The checkpoint archive: optimiser state, the torch RNG and the task's own state.
+std::string TrainingRun::state_blob() {
+  torch::serialize::OutputArchive archive, opt_archive;
+  optimizer.save(opt_archive);
+  archive.write("optimizer", opt_archive);
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    archive.write("torch_rng", gen.get_state());
   }
-  if (progress) progress->finish();
+  task.save_state(archive);
+  std::ostringstream blob;
+  archive.save_to(blob);
+  return blob.str();
+}
 
-  eval_now = task.evaluate();
+// Writes checkpoints/step-N (the model with the trainer state) and removes the older ones.
+void TrainingRun::write_checkpoint(int64_t steps_done) {
+  fs::path dir = out / "checkpoints" / fmt::format("step-{:08d}", steps_done);
+  ctx.on_main("checkpoint", [&] {
+    std::string blob = state_blob();
+    json state = {{"step", steps_done}, {"total_steps", total_steps}, {"task", task.name()}, {"config", config},
+                  {"log_lines", log.size()}, {"eval_initial", result.eval_initial},
+                  {"written", iso_datetime_utc()}};
+    json extra = {{kStateFile, state}, {kStateBlob, blob}, {kConfigFile, config}};
+    task.save_model(dir, extra);
+    // Only the newest checkpoint is kept.
+    for (const auto& e : fs::directory_iterator(out / "checkpoints")) {
+      if (e.path() == dir) continue;
+      std::error_code ec;
+      fs::remove_all(e.path(), ec);
+    }
+  });
+  last_checkpoint = dir;
+}
+
+// One optimiser step: gradients of the step's examples, clipping, the update, its log line, and
+// the held-out metrics and checkpoint when due.
+void TrainingRun::train_step(int64_t step) {
+  const double t0 = now_seconds();
+  const double lr = lr_at(c, step, total_steps);
+  for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  const int64_t begin = step * global_batch;
+  const int64_t end = std::min<int64_t>(begin + global_batch, order_len);
+  std::vector<int64_t> step_examples(order.begin() + begin, order.begin() + end);
+  Metrics m = accumulate_gradients(step, step_examples);
+  all_reduce_metrics(m);
+  task.after_sync(m);
+  json line = task.log_fields(m);
+  const double loss = line.at("loss").get<double>();
+  if (!std::isfinite(loss)) stop_nonfinite("the loss", loss, step);
+  const double grad_norm = gradient_norm(step);
+  optimizer.step();
+  const double dt = now_seconds() - t0;
+  line["step"] = step + 1;
+  line["epoch"] = static_cast<double>(end) / static_cast<double>(n);
+  line["lr"] = lr;
+  line["grad_norm"] = grad_norm;
+  line["tokens_per_s"] = dt > 0 ? m.count("tokens") ? m.at("tokens") / dt : 0.0 : 0.0;
+  line["step_s"] = dt;
+  const bool last = step + 1 == total_steps;
+  if (c.eval_every > 0 && (step + 1) % c.eval_every == 0 && !last) {
+    json ev = task.evaluate();
+    for (auto it = ev.begin(); it != ev.end(); ++it) line[it.key()] = it.value();
+  }
+  record_step(line, step, loss);
+  if (c.save_every > 0 && (step + 1) % c.save_every == 0 && !last) write_checkpoint(step + 1);
+}
+
+// Forward and backward of every micro-batch of the step (this rank's shard of each), gradients
+// all-reduced at the last one; returns the step's metric sums on this rank.
+Metrics TrainingRun::accumulate_gradients(int64_t step, const std::vector<int64_t>& step_examples) {
+  const int64_t micro_batches = (static_cast<int64_t>(step_examples.size()) + c.batch_size - 1) / c.batch_size;
+  task.begin_step(step, step_examples, micro_batches);
+  Metrics m;
+  for (const auto& k : keys) m[k] = 0;
+  for (auto& p : params) p.mutable_grad().reset();
+  for (int64_t micro = 0; micro < micro_batches; ++micro) {
+    const int64_t mb = micro * c.batch_size;
+    const int64_t me = std::min<int64_t>(mb + c.batch_size, static_cast<int64_t>(step_examples.size()));
+    auto [sb, se] = dist::shard_range(me - mb, ctx.rank(), ctx.world_size());
+    std::vector<int64_t> shard(step_examples.begin() + mb + sb, step_examples.begin() + mb + se);
+    std::unique_ptr<dist::GradSync::NoSyncGuard> guard;
+    if (micro + 1 < micro_batches) guard = std::make_unique<dist::GradSync::NoSyncGuard>(&sync);
+    if (!shard.empty()) {
+      task.micro_step(step, micro, shard, m);
+    } else if (ctx.distributed()) {
+      // Nothing for this rank in a short final micro-batch: a zero backward keeps the
+      // gradient all-reduce in step with the other ranks.
+      torch::Tensor zero;
+      for (auto& p : params) zero = zero.defined() ? zero + p.sum() * 0 : p.sum() * 0;
+      zero.backward();
+    }
+  }
+  sync.finish();
+  return m;
+}
+
+// Sums the metrics over ranks (every rank holds the same keys).
+void TrainingRun::all_reduce_metrics(Metrics& m) {
+  if (!ctx.distributed()) return;
+  auto t = torch::empty({static_cast<int64_t>(m.size())}, torch::kFloat64);
+  int64_t i = 0;
+  for (auto& [k, v] : m) t[i++] = v;
+  ctx.all_reduce(t);
+  i = 0;
+  for (auto& [k, v] : m) v = t[i++].item<double>();
+}
+
+// The gradient norm, clipped to --max-grad-norm when that is on; fails if it is not finite.
+double TrainingRun::gradient_norm(int64_t step) {
+  double grad_norm;
+  if (c.max_grad_norm > 0) {
+    grad_norm = torch::nn::utils::clip_grad_norm_(params, c.max_grad_norm);
+  } else {
+    torch::NoGradGuard ng;
+    auto total = torch::zeros({}, torch::kFloat64);
+    for (auto& p : params)
+      if (p.grad().defined()) total += p.grad().pow(2).sum().to(torch::kCPU, torch::kFloat64);
+    grad_norm = std::sqrt(total.item<double>());
+  }
+  if (!std::isfinite(grad_norm)) stop_nonfinite("the gradient norm", grad_norm, step);
+  return grad_norm;
+}
+
+// Stops training on a non-finite loss or gradient norm, naming the last good checkpoint.
+void TrainingRun::stop_nonfinite(const std::string& what, double value, int64_t step) {
+  std::string hint = "lower --lr (or --beta), keep --max-grad-norm on, and check the data; ";
+  hint += last_checkpoint ? "the last good checkpoint is " + last_checkpoint->string() + " (continue with --resume)"
+                          : std::string("no checkpoint was written yet (set --save-every to keep one)");
+  throw Error(fmt::format("{} became {} at step {}; training stopped", what, value, step + 1), out.string(), hint);
+}
+
+// Keeps the step's log line, appends it to the log file and reports it (main rank).
+void TrainingRun::record_step(const json& line, int64_t step, double loss) {
+  log.push_back(line);
+  if (!main_rank) return;
+  append_line(out / kLogFile, line.dump());
+  if (c.on_step) c.on_step(line);
+  if (progress) {
+    std::string extra = fmt::format("loss {:.4f}", loss);
+    if (line.contains("rewards/accuracies"))
+      extra += fmt::format(" acc {:.2f}", line["rewards/accuracies"].get<double>());
+    progress->update(step + 1, extra);
+  }
+}
+
+// The final held-out metrics (also into the last log line) and the run's result.
+void TrainingRun::finish_result() {
+  json eval_now = task.evaluate();
   if (!log.empty() && !eval_now.empty()) {
     for (auto it = eval_now.begin(); it != eval_now.end(); ++it) log.back()[it.key()] = it.value();
   }
@@ -451,7 +550,11 @@ TrainResult run_training(const TrainCommon& c, TrainTask& task, const json& conf
   result.data_report = data_report;
   result.log = log;
   result.seconds = now_seconds() - t_start;
+}
 
+// Writes the trained model into OUT with its config, log, result and data report (main rank),
+// keeping the checkpoints beside it when asked.
+void TrainingRun::save_final() {
   ctx.on_main("final save", [&] {
     json result_json = result.to_json();
     json extra = {{kConfigFile, config},
@@ -470,7 +573,20 @@ TrainResult run_training(const TrainCommon& c, TrainTask& task, const json& conf
     log_info(fmt::format("{}: {} steps in {:.1f} s, final loss {:.4f}; model written to {}", task.name(), total_steps,
                          result.seconds, result.final_metrics.value("loss", 0.0), out.string()));
   });
-  return result;
+}
+
+}  // namespace
+
+TrainResult run_training(const TrainCommon& c, TrainTask& task, const json& config, const json& data_report) {
+  check_common(c);
+  TrainingRun run(c, task, config, data_report);
+  run.resume_or_start();
+  run.start_progress();
+  for (int64_t step = run.start; step < run.total_steps; ++step) run.train_step(step);
+  if (run.progress) run.progress->finish();
+  run.finish_result();
+  run.save_final();
+  return std::move(run.result);
 }
 
 }  // namespace atax::train_detail

@@ -427,6 +427,19 @@ TEST(TaxTableTest, NoTaxReadOffAFloor) {
   // Well above chance it is measurable again.
   for (int i = 6; i < 14; ++i) kb.scores[static_cast<size_t>(i)] = 1;
   EXPECT_TRUE(compute_tax({kb}, {ka}, o).rows[0].measurable);
+  // A bias score (lower is better, best at 0, no chance level): a base within two standard errors
+  // of 0 gives no relative tax (the default demo read −417% off 0.022 ± 0.101); a clear bias does.
+  ItemScores bb = make_items("bbq", "bias_score_ambig", false, {0.2, -0.2, 0.1, -0.1, 0.0, 0.05});
+  ItemScores ba = make_items("bbq", "bias_score_ambig", false, {-0.2, -0.2, -0.1, -0.1, 0.0, -0.05});
+  o.categories["bbq"] = TaskCategory::kSafety;
+  TaxTable tb = compute_tax({bb}, {ba}, o);
+  EXPECT_FALSE(tb.rows[0].measurable);
+  EXPECT_FALSE(tb.rows[0].tax_pct.has_value());
+  EXPECT_NE(tb.rows[0].not_measurable_reason.find("standard errors of 0"), std::string::npos);
+  bb = make_items("bbq", "bias_score_ambig", false, {0.3, 0.4, 0.3, 0.5, 0.3, 0.4});
+  TaxTable tc = compute_tax({bb}, {ba}, o);
+  EXPECT_TRUE(tc.rows[0].measurable);
+  ASSERT_TRUE(tc.rows[0].tax_pct.has_value());
 }
 
 TEST(TaxTableTest, RatesChangeInPercentagePoints) {

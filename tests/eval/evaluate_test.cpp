@@ -115,7 +115,9 @@ TEST(EvaluateTest, ChatModeUsesTheTemplateAndDropsTheDelimiter) {
   o.chat = true;
   auto r = evaluate(m, {builtin("mmlu", tmp.path().string())}, o);
   for (const auto& c : m.contexts_seen) {
-    EXPECT_TRUE(starts_with(c, "<|user|>The following are")) << c;
+    // lm-eval's layout: the task's description is the system turn, the question the user turn.
+    EXPECT_TRUE(starts_with(c, "<|system|>The following are")) << c;
+    EXPECT_NE(c.find("<|end|><|user|>"), std::string::npos) << c;
     EXPECT_TRUE(ends_with(c, "Answer:<|end|><|assistant|>")) << c;
   }
   EXPECT_NE(std::find(conts.begin(), conts.end(), "B"), conts.end());

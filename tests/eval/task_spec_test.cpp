@@ -114,6 +114,26 @@ TEST(TaskSpecTest, SchemaErrorsNameTheFile) {
   j = read_json(kTasks / "capability" / "gsm8k.json");
   j["metrics"][0]["filters"] = {"strict"};
   expect_error(j, "unknown filter");
+  // Which way is better comes from the metric registry: a task may not contradict it, and it
+  // must declare it where the registry leaves it to the task (a refusal rate).
+  j = good;
+  j["metrics"][0]["higher_is_better"] = false;
+  expect_error(j, "contradicts the metric registry (acc is higher-is-better)");
+  j = read_json(kTasks / "safety" / "xstest.json");
+  for (auto& m : j["metrics"]) m.erase("higher_is_better");
+  expect_error(j, "must declare \"higher_is_better\"");
+}
+
+TEST(TaskSpecTest, DirectionComesFromTheMetricRegistry) {
+  // A bias score is lower-is-better even where the task file says nothing.
+  json j = read_json(kTasks / "safety" / "bbq.json");
+  for (auto& m : j["metrics"]) m.erase("higher_is_better");
+  TaskSpec t = parse_task_spec(j, "bbq.json");
+  for (const auto& m : t.metrics)
+    EXPECT_EQ(m.higher_is_better, m.metric.rfind("bbq_bias", 0) != 0) << m.name;
+  // The refusal rate of the same metric is better high on harmful prompts and low on benign ones.
+  TaskSpec x = parse_task_spec(read_json(kTasks / "safety" / "xstest.json"), "xstest.json");
+  for (const auto& m : x.metrics) EXPECT_EQ(m.higher_is_better, m.name.rfind("refusal_rate_unsafe", 0) == 0) << m.name;
 }
 
 TEST(TaskSpecTest, DataPathsAndSelection) {

@@ -6,7 +6,9 @@
 // bytes). Each input runs in a forked child under RLIMIT_AS (1 GiB above the parent) and a 10 s
 // alarm; it must either load or fail with atax::Error. A crash, a hang, an allocation past the
 // limit (std::bad_alloc) or any other exception fails the test. The libFuzzer counterpart is
-// fuzz/readers_fuzz.cpp.
+// fuzz/readers_fuzz.cpp (its LibTorch-free readers). Measured on a shared 2-core machine (load
+// about 4, Release build): 1098 inputs (18 seeds + 60 mutations each) in 59 s, 191 loaded and
+// 907 atax::Error, no other exception, bad_alloc, crash or hang.
 #include <gtest/gtest.h>
 
 #include <signal.h>

@@ -3,7 +3,11 @@
 // (SentencePiece) and 'gpt2' (byte-level BPE) vocabularies, on tiny constructed files.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <fstream>
 #include <numbers>
 
 #include "gguf/gguf.h"
@@ -259,6 +263,61 @@ TEST(MetaTest, UnsupportedModelsAreErrors) {
   Builder split = tiny_model();
   split.u32("split.count", 3).u32("split.no", 0);
   expect_error(split, [](const GgufFile& f) { hf_config_json(f); }, "shard 1 of a 3-file split GGUF");
+}
+
+// An absurd block_count (10^9 as uint32, 2^40 as uint64) is refused from the file's own blk.N
+// tensors, before anything is sized by it. The whole load runs under an address-space limit of
+// 1 GiB above what the process holds, so a loader that allocated layer by layer would end in
+// bad_alloc (or LibTorch's allocation error) here instead of an atax::Error naming the key.
+TEST(MetaTest, AbsurdBlockCountIsRefusedBeforeAllocating) {
+  const fs::path dir = fs::temp_directory_path() / ("atax_gguf_blocks_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const std::string& payload : {le<uint32_t>(U32) + le<uint32_t>(1000000000u),
+                                     le<uint32_t>(U64) + le<uint64_t>(uint64_t(1) << 40)}) {
+    Builder b = tiny_model();
+    spm_vocab(b);
+    ASSERT_EQ(b.kvs[3].substr(8, 17), "llama.block_count");
+    b.kvs[3] = gstr("llama.block_count") + payload;
+    const std::string count = payload.size() == 8 ? "1000000000" : "1099511627776";
+    const std::string needle = "metadata 'llama.block_count' = " + count + ", but the file holds tensors of 1 blocks";
+    expect_error(b, [](const GgufFile& f) { hf_config_json(f); }, needle);
+    expect_error(b, [](const GgufFile& f) { hf_tensor_plan(f); }, needle);
+    const fs::path path = dir / "absurd.gguf";
+    write_file_atomic(path, b.build());
+    struct rlimit old {};
+    ASSERT_EQ(::getrlimit(RLIMIT_AS, &old), 0);
+    std::ifstream statm("/proc/self/statm");
+    int64_t pages = 0;
+    statm >> pages;
+    struct rlimit capped = old;
+    capped.rlim_cur = static_cast<rlim_t>(pages * ::sysconf(_SC_PAGESIZE) + (int64_t(1) << 30));
+    if (old.rlim_cur != RLIM_INFINITY) capped.rlim_cur = std::min(capped.rlim_cur, old.rlim_cur);
+    ASSERT_EQ(::setrlimit(RLIMIT_AS, &capped), 0);
+    std::string outcome;
+    try {
+      LoadOptions lo;
+      lo.device = "cpu";
+      (void)load_gguf_model(path, lo);
+      outcome = "loaded";
+    } catch (const Error& e) {
+      outcome = e.what();
+    } catch (const std::bad_alloc&) {
+      outcome = "std::bad_alloc";
+    } catch (const std::exception& e) {
+      outcome = std::string("other exception: ") + e.what();
+    }
+    ::setrlimit(RLIMIT_AS, &old);
+    EXPECT_NE(outcome.find(needle), std::string::npos) << outcome.substr(0, 400);
+    EXPECT_NE(outcome.find(path.string()), std::string::npos) << outcome.substr(0, 400);
+  }
+  // The same file with the true count loads: the refusal above is the count's alone.
+  Builder good = tiny_model();
+  spm_vocab(good);
+  write_file_atomic(dir / "good.gguf", good.build());
+  LoadOptions lo;
+  lo.device = "cpu";
+  EXPECT_EQ(load_gguf_model(dir / "good.gguf", lo).config.num_hidden_layers, 1);
+  fs::remove_all(dir);
 }
 
 // --------------------------------------------------------------------------------- tokenizers

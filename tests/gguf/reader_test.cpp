@@ -26,6 +26,12 @@ void expect_error(const std::string& bytes, const std::string& needle) {
   }
 }
 
+std::vector<float> iota_f32(size_t n) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(i);
+  return v;
+}
+
 Builder with_f32_tensor() {
   Builder b;
   b.str("general.architecture", "llama");
@@ -258,6 +264,32 @@ TEST(ReaderTest, RejectsTensorPastTheEnd) {
   Builder c = with_f32_tensor();
   c.tensors[0].offset_override = ~0ull - 31;  // offset + size wraps around
   expect_error(c.build(), "runs past the end");
+}
+
+// Two tensors whose data share bytes would both load, one showing the other's numbers: the file
+// is refused, naming it and both tensors. Adjacent and zero-byte tensors are not overlaps.
+TEST(ReaderTest, RejectsOverlappingTensorData) {
+  Builder b;
+  b.f32_tensor("a", {16}, iota_f32(16));  // bytes 0..64 of the data section
+  b.f32_tensor("b", {8}, iota_f32(8));
+  b.tensors[1].offset_override = 32;  // bytes 32..64: inside 'a'
+  expect_error(b.build(), "tensors 'a' (bytes 0..64 of the data section) and 'b' (from byte 32) overlap");
+  Builder same;  // both at byte 32; 'pad' (written at byte 64) makes the data section long enough
+  same.f32_tensor("x", {8}, iota_f32(8)).f32_tensor("y", {8}, iota_f32(8)).f32_tensor("pad", {8}, iota_f32(8));
+  same.tensors[0].offset_override = 32;
+  same.tensors[1].offset_override = 32;
+  expect_error(same.build(), "(bytes 32..64 of the data section) and ");  // x and y, in either order
+  try {
+    GgufFile::from_bytes(same.build(), "bad.gguf");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'x'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'y'"), std::string::npos) << e.what();
+  }
+  Builder ok;  // back to back, aligned: fine
+  ok.f32_tensor("a", {8}, iota_f32(8)).f32_tensor("b", {8}, iota_f32(8)).tensor("e", {0}, T_F32, "");
+  ok.tensors[2].offset_override = 0;  // zero bytes at 'a''s offset overlap nothing
+  GgufFile f = GgufFile::from_bytes(ok.build(), "ok.gguf");
+  EXPECT_EQ(f.tensors().size(), 3u);
 }
 
 TEST(ReaderTest, RejectsMisalignedTensorOffsets) {

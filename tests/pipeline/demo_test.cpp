@@ -35,7 +35,8 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
     }
   }
   for (const char* t : {"toy_knowledge_cf", "toy_knowledge", "toy_reasoning", "toy_reasoning_incontext", "toy_math",
-                        "toy_code_greedy", "toy_knowledge_recall", "toy_knowledge_binding", "toy_copy", "toy_harmbench"})
+                        "toy_code_greedy", "toy_knowledge_recall", "toy_knowledge_binding", "toy_copy", "toy_harmbench",
+                        "toy_xstest"})
     EXPECT_TRUE(valid_tasks.count(t)) << t;
   EXPECT_GE(s["tax"]["rows"].size(), 8u);
   for (const auto& row : s["tax"]["rows"]) {

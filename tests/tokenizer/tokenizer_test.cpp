@@ -276,6 +276,46 @@ TEST_F(MalformedTest, StructuralProblems) {
   }
 }
 
+// An absurd token id (each id reserves a slot for every id below it) is refused naming the field,
+// before anything is allocated: never std::bad_alloc. Ids with gaps stay fine up to the bound.
+TEST_F(MalformedTest, AbsurdTokenIdsNameTheFieldNotBadAlloc) {
+  const std::vector<std::pair<json, std::string>> added_ids = {
+      {json(4e9), "added_tokens[1] has no non-negative integer \"id\""},  // a float
+      {json(int64_t(4000000000)), "added_tokens[1] has no non-negative integer \"id\""},  // past int32
+      {json(int64_t(1) << 40), "added_tokens[1] has no non-negative integer \"id\""},
+      {json(uint64_t(18446744073709551615ull)), "added_tokens[1] has no non-negative integer \"id\""},
+      {json(int64_t(2147483647)), "added_tokens[1] has id 2147483647, but the file defines only 258 tokens"},
+      {json(int64_t(1000000)), "added_tokens[1] has id 1000000"},
+  };
+  for (const auto& [id, what] : added_ids) {
+    SCOPED_TRACE(id.dump());
+    json doc = byte_level_doc();
+    doc["added_tokens"] = json::array({added(256, "<s>", true), added(0, "<x>", true)});
+    doc["added_tokens"][1]["id"] = id;
+    write("tokenizer.json", doc.dump());
+    EXPECT_NO_THROW({
+      try {
+        expect_error("tokenizer.json", what);
+      } catch (const std::bad_alloc&) {
+        ADD_FAILURE() << "std::bad_alloc instead of an error naming the field";
+      }
+    });
+  }
+  for (const json& id : {json(int64_t(1) << 40), json(int64_t(2147483647))}) {
+    SCOPED_TRACE("model.vocab " + id.dump());
+    json doc = byte_level_doc();
+    doc["model"]["vocab"]["zz"] = id;
+    write("tokenizer.json", doc.dump());
+    expect_error("tokenizer.json", "model.vocab[\"zz\"]");
+  }
+  // A gap within the bound (2 * 258 + 65536) loads, and the id decodes to its token.
+  json gap = byte_level_doc();
+  gap["added_tokens"] = json::array({added(256, "<s>", true), added(60000, "<x>", true)});
+  write("tokenizer.json", gap.dump());
+  Tokenizer t = Tokenizer::load(dir_);
+  EXPECT_EQ(t.id_to_token(60000), "<x>");
+}
+
 TEST_F(MalformedTest, ConfigProblems) {
   json doc = byte_level_doc();
   doc["added_tokens"] = json::array({added(300, "<s>", true)});

@@ -6,6 +6,8 @@
 #include "tiny.h"
 #include "train/loop.h"
 
+#include <fmt/format.h>
+
 namespace atax {
 namespace {
 
@@ -98,6 +100,80 @@ TEST_F(DpoTrainTest, PrecomputedReferenceGivesSameWeightsAsLive) {
   pre2.precompute_ref = true;
   auto r3 = train_dpo(pre2);
   EXPECT_LT(max_abs_diff(load_safetensors_dir(pre2.common.out), w2), 1e-7);
+}
+
+// The precomputed reference cache carries a SHA-256 of its table: a flipped bit, a cut table, an
+// edited checksum or another header is reported as a warning and recomputed (never read), the
+// file is rewritten, and a training run on a corrupted cache ends with the weights of a clean one.
+TEST_F(DpoTrainTest, CorruptReferenceCacheIsRecomputedWithAWarning) {
+  auto m = load_model(tiny_->model, LoadOptions{"cpu"});
+  auto tok = Tokenizer::load(tiny_->model);
+  auto pairs = load_preferences(tiny_->prefs, tok, TokenizeOptions{}, PreferenceFilter{}, nullptr);
+  ASSERT_GE(pairs.size(), 12u);
+  pairs.erase(pairs.begin() + 12, pairs.end());
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  const fs::path cache = tiny_->dir / "ref_cache_corrupt";
+  fs::remove_all(cache);
+  bool hit = true;
+  const PairTable fresh = train_detail::cached_pair_logprobs(m.net, "h", pairs, 0, 8, cache, "v1", &hit);
+  EXPECT_FALSE(hit);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(cache)) files.push_back(e.path());
+  ASSERT_EQ(files.size(), 1u);
+  const fs::path file = files[0];
+  const std::string good = read_file(file);
+  const size_t body = good.size() - static_cast<size_t>(16 * P);  // the table: 4 float columns of P
+  // Same results, exactly: the recomputation repeats the same batches on the same CPU.
+  auto same = [&](const PairTable& t) {
+    return torch::equal(t.chosen_sum, fresh.chosen_sum) && torch::equal(t.chosen_count, fresh.chosen_count) &&
+           torch::equal(t.rejected_sum, fresh.rejected_sum) && torch::equal(t.rejected_count, fresh.rejected_count);
+  };
+  EXPECT_TRUE(same(train_detail::cached_pair_logprobs(m.net, "h", pairs, 0, 8, cache, "v1", &hit)));
+  EXPECT_TRUE(hit);
+
+  std::string flipped = good, cut = good.substr(0, good.size() - 4), checksum = good, header = good;
+  flipped[body + 3] = static_cast<char>(flipped[body + 3] ^ 0x40);  // chosen_sum[0]'s exponent
+  const size_t sha = checksum.find("\"sha256\":\"") + 10;
+  checksum[sha] = checksum[sha] == '0' ? '1' : '0';
+  header[header.find('\n') + 1] ^= 1;  // the key line
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {flipped, "its checksum does not match its contents"},
+      {cut, fmt::format("it holds {} bytes, {} pairs need {}", 16 * P - 4, P, 16 * P)},
+      {checksum, "its checksum does not match its contents"},
+      {header, "its header does not match these settings"}};
+  const char* progress = std::getenv("ATAX_PROGRESS");
+  const std::string saved = progress ? progress : "";
+  setenv("ATAX_PROGRESS", "plain", 1);  // log_info is silent under ATAX_PROGRESS=0
+  for (const auto& [bytes, reason] : cases) {
+    SCOPED_TRACE(reason);
+    write_file_atomic(file, bytes);
+    testing::internal::CaptureStderr();
+    const PairTable t = train_detail::cached_pair_logprobs(m.net, "h", pairs, 0, 8, cache, "v1", &hit);
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_FALSE(hit);
+    EXPECT_TRUE(same(t)) << "the corrupt table was read";
+    EXPECT_NE(err.find("warning: the reference cache " + file.string() + " is not usable (" + reason + ")"),
+              std::string::npos) << err;
+    EXPECT_EQ(read_file(file), good);  // rewritten
+  }
+  if (progress) setenv("ATAX_PROGRESS", saved.c_str(), 1); else unsetenv("ATAX_PROGRESS");
+
+  // End to end: the second run's cache file has a flipped bit; its weights equal the first run's.
+  auto first = base_config("corrupt_a");
+  first.precompute_ref = true;
+  first.ref_cache = tiny_->dir / "ref_cache_corrupt_e2e";
+  fs::remove_all(first.ref_cache);
+  train_dpo(first);
+  for (const auto& e : fs::directory_iterator(first.ref_cache)) {
+    std::string b = read_file(e.path());
+    b[b.size() - 1] = static_cast<char>(b[b.size() - 1] ^ 0x40);  // the last rejected count
+    write_file_atomic(e.path(), b);
+  }
+  auto second = base_config("corrupt_b");
+  second.precompute_ref = true;
+  second.ref_cache = first.ref_cache;
+  train_dpo(second);
+  EXPECT_LT(max_abs_diff(load_safetensors_dir(second.common.out), load_safetensors_dir(first.common.out)), 1e-7);
 }
 
 TEST_F(DpoTrainTest, ShortRunRaisesHeldOutRewardAccuracy) {

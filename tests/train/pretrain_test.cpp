@@ -84,6 +84,33 @@ TEST_F(PretrainTest, SeededInitIsReproducible) {
   EXPECT_GT(max_abs_diff(load_safetensors_dir(a.common.out), load_safetensors_dir(c.common.out)), 1e-3);
 }
 
+// Batches are sized from the data: --batch-size or --grad-accum beyond the training sequences
+// trains exactly as the whole data in one micro-batch would (no repeats, no runaway allocation).
+TEST_F(PretrainTest, BatchesAreSizedFromTheData) {
+  auto whole = config("batch_whole");
+  whole.common.max_steps = 2;
+  whole.common.epochs = 0;
+  auto r = pretrain(whole);
+  const int64_t n = r.data_report.value("train_blocks", int64_t{0});
+  ASSERT_GT(n, 1);
+  whole.common.batch_size = n;  // the reference: every block in one micro-batch
+  whole.common.out = tiny_->dir / "batch_ref";
+  pretrain(whole);
+  auto huge = config("batch_huge");
+  huge.common.max_steps = 2;
+  huge.common.epochs = 0;
+  huge.common.batch_size = 5000;
+  pretrain(huge);
+  EXPECT_EQ(max_abs_diff(load_safetensors_dir(whole.common.out), load_safetensors_dir(huge.common.out)), 0.0);
+  auto accum = config("batch_accum");
+  accum.common.max_steps = 2;
+  accum.common.epochs = 0;
+  accum.common.batch_size = n;
+  accum.common.grad_accum = 1000;
+  pretrain(accum);
+  EXPECT_EQ(max_abs_diff(load_safetensors_dir(whole.common.out), load_safetensors_dir(accum.common.out)), 0.0);
+}
+
 TEST_F(PretrainTest, SftScoresResponseTokensOnlyAndLearns) {
   auto tok = Tokenizer::load(tiny_->model);
   TokenizeOptions to;
