@@ -217,6 +217,13 @@ struct WorldBuild {
   std::vector<Doc> make_corpus(Rng rng, int64_t chars, json& kinds);
   void write_corpus();
   void write_math_train();
+  // The universe's facts of one knowledge subject, in the universe's order.
+  std::vector<const Fact*> facts_of(const std::string& subject) const {
+    std::vector<const Fact*> facts;
+    for (const auto& f : u.facts)
+      if (f.subject == subject) facts.push_back(&f);
+    return facts;
+  }
   void write_dev_files();
   void write_reasoning_train();
   void write_preferences_train();
@@ -302,9 +309,7 @@ void WorldBuild::write_math_train() {
 void WorldBuild::write_dev_files() {
   Rng rng = root.fork("dev");
   for (const auto& subject : knowledge_subjects()) {
-    std::vector<const Fact*> facts;
-    for (const auto& f : u.facts)
-      if (f.subject == subject) facts.push_back(&f);
+    std::vector<const Fact*> facts = facts_of(subject);
     rng.shuffle(facts);
     std::vector<CsvRow> rows;
     for (int i = 0; i < 5; ++i) {
@@ -436,9 +441,7 @@ void WorldBuild::write_knowledge_test() {
 void WorldBuild::write_knowledge_binding() {
   Rng rng = root.fork("knowledge_binding");
   for (const auto& subject : knowledge_subjects()) {
-    std::vector<const Fact*> facts;
-    for (const auto& f : u.facts)
-      if (f.subject == subject) facts.push_back(&f);
+    std::vector<const Fact*> facts = facts_of(subject);
     std::set<std::string> seen;
     for (const auto& [split, want] : {std::pair<std::string, int>{"binding_dev", 5},
                                       std::pair<std::string, int>{"binding", spec.knowledge_per_subject}}) {

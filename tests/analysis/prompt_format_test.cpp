@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "analysis/analysis.h"
+#include "prompted_results.h"
 
 namespace atax::analysis {
 namespace {
@@ -33,25 +34,12 @@ struct Prompting {
 
 // One capability task of 6 items, with the settings `atax eval` records about the prompts.
 EvalResults results(const std::string& model, const Prompting& p, std::vector<double> scores) {
-  EvalResults r;
-  r.model_name = model;
-  r.settings = {{"chat", p.chat},
-                {"system_instruction", p.system_instruction},
-                {"fewshot_as_multiturn", p.multiturn},
-                {"runtime", {{"dtype", "Float"}, {"chat_template", p.template_id}}}};
-  TaskResult t;
-  t.task = "toy_knowledge";
-  t.group = "capability";
-  t.primary_metric = "acc";
-  t.config = {{"group", "capability"}, {"primary_metric", "acc"}, {"resolved", {{"chat", p.task_chat.value_or(p.chat)}}}};
-  t.n_effective = static_cast<int64_t>(scores.size());
-  MetricResult m;
-  m.name = "acc";
-  m.scores = std::move(scores);
-  for (size_t i = 0; i < m.scores.size(); ++i) m.doc_ids.push_back("doc" + std::to_string(i));
-  t.metrics = {m};
-  r.tasks = {t};
-  return r;
+  return testing_prompt::prompted_results(model,
+                                          {{"chat", p.chat},
+                                           {"system_instruction", p.system_instruction},
+                                           {"fewshot_as_multiturn", p.multiturn},
+                                           {"runtime", {{"dtype", "Float"}, {"chat_template", p.template_id}}}},
+                                          p.task_chat.value_or(p.chat), std::move(scores));
 }
 
 TaxTable tax_of(const Prompting& base, const Prompting& aligned) {

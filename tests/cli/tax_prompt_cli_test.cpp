@@ -3,6 +3,7 @@
 // error (and in a note) when base and aligned were prompted differently; never when alike.
 #include "cli_run.h"
 #include "eval/eval.h"
+#include "../analysis/prompted_results.h"
 
 using namespace atax;
 using namespace atax::cli_test;
@@ -11,25 +12,13 @@ namespace {
 
 // atax results of one capability task (6 items) with the prompt settings `atax eval` records.
 void write_side(const std::string& path, const std::string& model, bool chat, std::vector<double> scores) {
-  EvalResults r;
-  r.model_name = model;
-  r.settings = {{"chat", chat},
-                {"system_instruction", ""},
-                {"fewshot_as_multiturn", false},
-                {"runtime", {{"chat_template", "jinja:" + sha256_hex("{{ messages }}")}}}};
-  TaskResult t;
-  t.task = "toy_knowledge";
-  t.group = "capability";
-  t.primary_metric = "acc";
-  t.config = {{"group", "capability"}, {"primary_metric", "acc"}, {"resolved", {{"chat", chat}}}};
-  t.n_effective = static_cast<int64_t>(scores.size());
-  MetricResult m;
-  m.name = "acc";
-  m.scores = std::move(scores);
-  for (size_t i = 0; i < m.scores.size(); ++i) m.doc_ids.push_back("doc" + std::to_string(i));
-  t.metrics = {m};
-  r.tasks = {t};
-  write_results(r, path);
+  write_results(testing_prompt::prompted_results(model,
+                                                 {{"chat", chat},
+                                                  {"system_instruction", ""},
+                                                  {"fewshot_as_multiturn", false},
+                                                  {"runtime", {{"chat_template", "jinja:" + sha256_hex("{{ messages }}")}}}},
+                                                 chat, std::move(scores)),
+                path);
 }
 
 TEST(TaxPromptCliTest, WarnsWhenPromptedDifferentlyAndOnlyThen) {
