@@ -10,6 +10,7 @@
 #include <locale.h>
 #include <set>
 
+#include "core/utf8.h"
 #include "template/builtins.h"
 
 namespace atax::tmpl {
@@ -304,21 +305,7 @@ Value unsafe(const Value& obj, const std::string& name) {
 
 std::string encode_cp(uint32_t cp) {
   std::string out;
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
+  utf8_append(out, cp);
   return out;
 }
 

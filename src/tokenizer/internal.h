@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
 
 namespace atax::tok {
@@ -29,7 +30,7 @@ bool utf8_valid(std::string_view s);
 std::string utf8_lossy(std::string_view s);
 // Decodes the code point at s[i] (s valid UTF-8) and advances i past it.
 uint32_t utf8_next(std::string_view s, size_t& i);
-void utf8_append(std::string& out, uint32_t cp);
+using atax::utf8_append;  // core/utf8.h
 // Byte length of the sequence introduced by lead byte `c` (1 for continuation/invalid bytes).
 inline size_t utf8_seq_len(unsigned char c) {
   return c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
