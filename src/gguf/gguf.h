@@ -1,5 +1,5 @@
 // gguf: llama.cpp's GGUF model files in atax. A GGUF (v2/v3; F32, F16, BF16, Q8_0, Q4_0, Q4_K,
-// Q6_K tensors; llama — Mistral-style files included — and qwen2 architectures; 'llama' and
+// Q6_K tensors; llama — Mistral-style files included — qwen2, gemma2, olmo2 and phi3 architectures; 'llama' and
 // 'gpt2' vocabularies) loads as the engine's Llama-family model with its tokenizer, wherever a
 // Hugging Face folder is accepted (`--model FILE.gguf`), and converts to a HF folder.
 //
@@ -21,8 +21,8 @@ namespace atax::gguf {
 // Error naming the file and tensor for a type atax does not dequantize.
 torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t);
 
-// Every weight of a llama/qwen2 file under its Hugging Face name (hf_tensor_plan), llama's q/k
-// rows put back into HF's rotate_half order, converted to `dtype` one tensor at a time.
+// Every weight under its Hugging Face name (hf_tensor_plan), llama's q/k rows put back into HF's
+// rotate_half order, Gemma's norms back to w, converted to `dtype` one tensor at a time.
 std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype = torch::kFloat32);
 
 }  // namespace atax::gguf

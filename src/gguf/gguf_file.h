@@ -181,8 +181,9 @@ struct TensorPlan {
   std::string hf_name;       // e.g. "model.layers.0.self_attn.q_proj.weight"
   int64_t unpermute_heads = 0;  // > 0: rows are in llama.cpp's interleaved RoPE order over this
                                 // many heads and go back to HF's rotate_half order
+  float add = 0;                // added to every value (-1: Gemma's norms, stored as 1 + w)
 };
-// The plan for every tensor of a llama/qwen2 file. Fails with Error naming the tensor for a name
+// The plan for every tensor of a llama/qwen2/gemma2/olmo2/phi3 file. Fails with Error naming the tensor for a name
 // atax does not know (e.g. mixture-of-experts tensors). output.weight is left out when it is
 // byte-identical to token_embd.weight (tied embeddings); rope_freqs.weight becomes rope_scaling
 // in hf_config_json instead.

@@ -39,6 +39,7 @@ std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype 
       std::vector<int64_t> src = unpermute_rows(w.size(0), p.unpermute_heads);
       w = w.index_select(0, torch::tensor(src, torch::kInt64)).contiguous();
     }
+    if (p.add != 0) w.add_(p.add);
     out.emplace(p.hf_name, dtype == torch::kFloat32 ? w : w.to(dtype));
   }
   return out;

@@ -38,11 +38,13 @@ std::string architecture(const GgufFile& f) {
   if (!arch)
     throw Error("metadata 'general.architecture' is missing", f.name(),
                 "this GGUF holds no model architecture; " + std::string(kHintReconvert));
-  if (*arch != "llama" && *arch != "qwen2")
+  if (*arch != "llama" && *arch != "qwen2" && *arch != "gemma2" && *arch != "olmo2" && *arch != "phi3")
     throw Error(fmt::format("unsupported architecture '{}' (atax maps llama, incl. Mistral-style files, "
-                            "and qwen2)",
+                            "qwen2, gemma2, olmo2 and phi3)",
                             *arch),
-                f.name(), "use a Llama/Mistral/Qwen2 GGUF, or the model's Hugging Face folder");
+                f.name(),
+                "use a GGUF of one of those, or the model's Hugging Face folder (Qwen3 and Gemma-3 load from "
+                "their Hugging Face folders)");
   if (auto n = f.get_int("split.count"); n && *n > 1)
     throw Error(fmt::format("this is shard {} of a {}-file split GGUF", f.get_int("split.no").value_or(0) + 1, *n),
                 f.name(), "merge the shards first: llama-gguf-split --merge FIRST.gguf OUT.gguf");
@@ -427,8 +429,62 @@ json llama3_rope_scaling(const GgufFile& f, const TensorInfo& t, double theta, i
 
 struct Shape {
   std::string arch;
-  int64_t n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim;
+  int64_t n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, rope_dim;
 };
+
+// What llama.cpp's converter does per architecture, undone here. Layer tensors by their GGUF part
+// name (blk.N.<part>.weight) -> HF module; Llama's q/k rows are permuted to llama.cpp's
+// interleaved RoPE; Gemma's RMSNorm weights are stored as 1 + w.
+struct ArchMap {
+  const char* hf_arch;
+  const char* model_type;
+  std::map<std::string, std::string> layer;
+  bool permute_qk = false;
+  bool norm_plus_one = false;
+};
+
+const ArchMap& arch_map(const std::string& arch) {
+  static const std::map<std::string, std::string> kCommon = {
+      {"attn_q", "self_attn.q_proj"},     {"attn_k", "self_attn.k_proj"}, {"attn_v", "self_attn.v_proj"},
+      {"attn_output", "self_attn.o_proj"}, {"ffn_gate", "mlp.gate_proj"}, {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"}};
+  auto with = [&](std::map<std::string, std::string> extra) {
+    auto m = kCommon;
+    for (auto& [k, v] : extra) m[k] = v;
+    return m;
+  };
+  static const std::map<std::string, ArchMap> kMaps = {
+      {"llama",
+       {"LlamaForCausalLM", "llama",
+        with({{"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"}}), true, false}},
+      {"qwen2",
+       {"Qwen2ForCausalLM", "qwen2",
+        with({{"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"}}), false, false}},
+      {"gemma2",
+       {"Gemma2ForCausalLM", "gemma2",
+        with({{"attn_norm", "input_layernorm"},
+              {"post_attention_norm", "post_attention_layernorm"},
+              {"ffn_norm", "pre_feedforward_layernorm"},
+              {"post_ffw_norm", "post_feedforward_layernorm"}}),
+        false, true}},
+      {"olmo2",
+       {"Olmo2ForCausalLM", "olmo2",
+        with({{"attn_q_norm", "self_attn.q_norm"},
+              {"attn_k_norm", "self_attn.k_norm"},
+              {"post_attention_norm", "post_attention_layernorm"},
+              {"post_ffw_norm", "post_feedforward_layernorm"}}),
+        false, false}},
+      {"phi3",
+       {"Phi3ForCausalLM", "phi3",
+        {{"attn_norm", "input_layernorm"},
+         {"ffn_norm", "post_attention_layernorm"},
+         {"attn_qkv", "self_attn.qkv_proj"},
+         {"attn_output", "self_attn.o_proj"},
+         {"ffn_up", "mlp.gate_up_proj"},  // gate and up stacked, gate first, as HF's Phi-3
+         {"ffn_down", "mlp.down_proj"}},
+        false, false}}};
+  return kMaps.at(arch);
+}
 
 Shape read_shape(const GgufFile& f) {
   Shape s;
@@ -462,15 +518,18 @@ Shape read_shape(const GgufFile& f) {
                 kHintReconvert);
   auto key_len = f.get_int(key("attention.key_length"));
   auto rope_dim = f.get_int(key("rope.dimension_count"));
-  s.head_dim = key_len ? *key_len : rope_dim ? *rope_dim : s.n_embd / s.n_head;
+  // Phi-3's heads are n_embd / n_head wide whatever part of them rotates (llama.cpp's rule).
+  s.head_dim = key_len ? *key_len : (rope_dim && s.arch != "phi3") ? *rope_dim : s.n_embd / s.n_head;
   if (auto vl = f.get_int(key("attention.value_length")); vl && *vl != s.head_dim)
     throw Error(fmt::format("value head size {} differs from key head size {}", *vl, s.head_dim), f.name(),
                 "atax's Llama-family model needs equal key and value head sizes");
   if (s.head_dim <= 0 || s.head_dim % 2 != 0)
     throw Error(fmt::format("head size {} must be positive and even", s.head_dim), f.name(), kHintReconvert);
-  if (rope_dim && *rope_dim != s.head_dim)
-    throw Error(fmt::format("partial RoPE (rope.dimension_count {} < head size {}) is not supported", *rope_dim,
-                            s.head_dim),
+  s.rope_dim = rope_dim ? *rope_dim : s.head_dim;
+  // Phi-3 (Phi-4-mini) rotates part of each head; elsewhere that is a file atax cannot run.
+  if (s.rope_dim != s.head_dim && (s.arch != "phi3" || s.rope_dim <= 0 || s.rope_dim > s.head_dim || s.rope_dim % 2))
+    throw Error(fmt::format("partial RoPE (rope.dimension_count {} < head size {}) is not supported for {}",
+                            s.rope_dim, s.head_dim, s.arch),
                 f.name(), "use the model's Hugging Face folder");
   return s;
 }
@@ -482,6 +541,70 @@ void check_matrix(const GgufFile& f, const std::string& name, int64_t rows, int6
     throw Error(fmt::format("tensor '{}' has shape [{}] but the metadata implies [{}, {}]", name,
                             fmt::join(t->shape(), ", "), rows, cols),
                 f.name(), kHintReconvert);
+}
+
+// Gemma-2 as llama.cpp runs it: soft-capping and the window from the metadata (llama.cpp's
+// defaults 50 / 30 / 4096 when absent), queries scaled by 1/sqrt(head size) except in the 46-layer
+// 27B model (1/sqrt(n_embd / n_head)), the rule llama.cpp applies by model size.
+void add_gemma2_config(const GgufFile& f, const Shape& s, json& c) {
+  auto key = [&](const char* k) { return s.arch + "." + k; };
+  c["hidden_act"] = "gelu_pytorch_tanh";
+  c["hidden_activation"] = "gelu_pytorch_tanh";
+  c["attn_logit_softcapping"] = get_decimal(f, key("attn_logit_softcapping")).value_or(50.0);
+  c["final_logit_softcapping"] = get_decimal(f, key("final_logit_softcapping")).value_or(30.0);
+  c["sliding_window"] = f.get_int(key("attention.sliding_window")).value_or(4096);
+  c["query_pre_attn_scalar"] = s.n_layer == 46 ? s.n_embd / s.n_head : s.head_dim;
+  if (!tied_embeddings(f))
+    throw Error("a Gemma-2 file with its own output.weight: Gemma-2 ties the output to the embedding", f.name(),
+                kHintReconvert);
+}
+
+// The F32 values of a 1-D tensor of `n` elements (Phi-3's rope_factors_long/short).
+std::vector<double> factors(const GgufFile& f, const std::string& name, int64_t n) {
+  const TensorInfo* t = f.find_tensor(name);
+  if (!t || t->type != GgmlType::kF32 || t->n_elements != n)
+    throw Error(fmt::format("tensor '{}' must be {} F32 values (one per rotated frequency)", name, n), f.name(),
+                kHintReconvert);
+  std::vector<float> v = f.dequantize_tensor(*t);
+  std::vector<double> out;
+  for (float x : v) out.push_back(float32_decimal(x));
+  return out;
+}
+
+// Phi-3 / Phi-3.5 / Phi-4-mini: the pretrained context, long-RoPE factors (rope_factors_long /
+// rope_factors_short tensors with rope.scaling.attn_factor), partial rotary, and the sliding window
+// (0 = none, as Phi-4 writes it; absent: llama.cpp's defaults for the 4k and 128k Phi-3 models).
+void add_phi3_config(const GgufFile& f, const Shape& s, json& c) {
+  auto key = [&](const char* k) { return s.arch + "." + k; };
+  if (s.rope_dim != s.head_dim)
+    c["partial_rotary_factor"] = static_cast<double>(s.rope_dim) / static_cast<double>(s.head_dim);
+  const int64_t ctx = c.value("max_position_embeddings", int64_t{4096});
+  const int64_t orig = f.get_int(key("rope.scaling.original_context_length")).value_or(ctx);
+  c["original_max_position_embeddings"] = orig;
+  const bool has_long = f.find_tensor("rope_factors_long.weight") != nullptr;
+  const bool has_short = f.find_tensor("rope_factors_short.weight") != nullptr;
+  if (has_long != has_short)
+    throw Error("rope_factors_long.weight and rope_factors_short.weight come as a pair", f.name(), kHintReconvert);
+  if (has_long) {
+    json rs = {{"type", "longrope"},
+               {"long_factor", factors(f, "rope_factors_long.weight", s.rope_dim / 2)},
+               {"short_factor", factors(f, "rope_factors_short.weight", s.rope_dim / 2)}};
+    if (auto a = get_decimal(f, key("rope.scaling.attn_factor"))) rs["attention_factor"] = *a;
+    c["rope_scaling"] = rs;
+  } else if (f.find_tensor("rope_freqs.weight")) {
+    throw Error("a Phi-3 file with rope_freqs.weight", f.name(), kHintReconvert);
+  }
+  json window = nullptr;
+  if (auto w = f.get_int(key("attention.sliding_window"))) {
+    if (*w > 0) window = *w;
+  } else if ((s.n_layer == 32 || s.n_layer == 40) && ctx == 4096) {
+    window = 2047;
+  } else if (s.n_layer == 32 && s.n_head_kv == 32 && ctx == 131072) {
+    window = 262144;
+  } else if (s.n_layer == 40 && ctx == 131072) {
+    window = 131072;
+  }
+  c["sliding_window"] = window;
 }
 
 }  // namespace
@@ -503,8 +626,12 @@ json hf_config_json(const GgufFile& f) {
     throw Error("tensor 'token_embd.weight' is missing or not a matrix", f.name(), kHintReconvert);
   const int64_t vocab = emb->ne[1];
   check_matrix(f, "token_embd.weight", vocab, s.n_embd);
-  check_matrix(f, "blk.0.attn_q.weight", s.n_head * s.head_dim, s.n_embd);
-  check_matrix(f, "blk.0.attn_k.weight", s.n_head_kv * s.head_dim, s.n_embd);
+  if (s.arch == "phi3") {
+    check_matrix(f, "blk.0.attn_qkv.weight", (s.n_head + 2 * s.n_head_kv) * s.head_dim, s.n_embd);
+  } else {
+    check_matrix(f, "blk.0.attn_q.weight", s.n_head * s.head_dim, s.n_embd);
+    check_matrix(f, "blk.0.attn_k.weight", s.n_head_kv * s.head_dim, s.n_embd);
+  }
   const double theta = get_decimal(f, key("rope.freq_base")).value_or(10000.0);
   auto eps = get_decimal(f, key("attention.layer_norm_rms_epsilon"));
   if (!eps) throw Error(fmt::format("metadata '{}' is missing", key("attention.layer_norm_rms_epsilon")), f.name(), kHintReconvert);
@@ -520,7 +647,7 @@ json hf_config_json(const GgufFile& f) {
     throw Error(fmt::format("rope scaling '{}' is not supported (atax does linear and Llama-3's)", scaling), f.name(),
                 "use the model's Hugging Face folder");
   }
-  if (const TensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+  if (const TensorInfo* rf = f.find_tensor("rope_freqs.weight"); rf && s.arch != "phi3") {
     if (!rope_scaling.is_null())
       throw Error("both rope.scaling.type and rope_freqs.weight are set", f.name(), kHintReconvert);
     rope_scaling = llama3_rope_scaling(f, *rf, theta, s.head_dim);
@@ -531,9 +658,9 @@ json hf_config_json(const GgufFile& f) {
       f.find("tokenizer.ggml.tokens") ? static_cast<int64_t>(f.find("tokenizer.ggml.tokens")->items.size()) : vocab;
   Specials sp = read_specials(f, model, std::max(n_vocab_tok, vocab));
 
-  const bool qwen2 = s.arch == "qwen2";
-  json c = {{"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
-            {"model_type", qwen2 ? "qwen2" : "llama"},
+  const ArchMap& am = arch_map(s.arch);
+  json c = {{"architectures", {am.hf_arch}},
+            {"model_type", am.model_type},
             {"vocab_size", vocab},
             {"hidden_size", s.n_embd},
             {"intermediate_size", s.n_ff},
@@ -553,20 +680,18 @@ json hf_config_json(const GgufFile& f) {
   if (sp.bos) c["bos_token_id"] = *sp.bos;
   if (sp.eos) c["eos_token_id"] = *sp.eos;
   if (sp.pad) c["pad_token_id"] = *sp.pad;
-  if (qwen2) c["use_sliding_window"] = false;
+  if (s.arch == "qwen2") c["use_sliding_window"] = false;
+  if (s.arch == "gemma2") add_gemma2_config(f, s, c);
+  if (s.arch == "phi3") add_phi3_config(f, s, c);
   return as_read_from_file(c);
 }
 
 std::vector<TensorPlan> hf_tensor_plan(const GgufFile& f) {
   Shape s = read_shape(f);
-  const bool llama = s.arch == "llama";
+  const ArchMap& am = arch_map(s.arch);
+  const bool llama = am.permute_qk;
   const bool tied = tied_embeddings(f);
-  static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
-      {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
-      {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"}};
+  const auto& kLayer = am.layer;
   std::vector<TensorPlan> plan;
   const auto& ts = f.tensors();
   for (size_t i = 0; i < ts.size(); ++i) {
@@ -578,7 +703,8 @@ std::vector<TensorPlan> hf_tensor_plan(const GgufFile& f) {
     else if (name == "output.weight") {
       if (tied) continue;
       p.hf_name = "lm_head.weight";
-    } else if (name == "rope_freqs.weight") {
+    } else if (name == "rope_freqs.weight" ||
+               (s.arch == "phi3" && (name == "rope_factors_long.weight" || name == "rope_factors_short.weight"))) {
       continue;  // becomes rope_scaling in config.json
     } else if (starts_with(name, "blk.")) {
       size_t dot = name.find('.', 4);
@@ -608,6 +734,8 @@ std::vector<TensorPlan> hf_tensor_plan(const GgufFile& f) {
       throw Error(fmt::format("tensor '{}' is not part of a {} model as atax knows it", name, s.arch), f.name(),
                   "use the model's Hugging Face folder");
     }
+    // Gemma's RMSNorm multiplies by (1 + w); llama.cpp's converter stores 1 + w.
+    if (am.norm_plus_one && ends_with(p.hf_name, "norm.weight")) p.add = -1.0f;
     plan.push_back(std::move(p));
   }
   return plan;

@@ -236,8 +236,8 @@ TEST(MetaTest, Llama3RopeFreqsBecomeRopeScaling) {
 
 TEST(MetaTest, UnsupportedModelsAreErrors) {
   Builder arch = tiny_model();
-  arch.kvs[0] = gstr("general.architecture") + le<uint32_t>(STR) + gstr("phi3");
-  expect_error(arch, [](const GgufFile& f) { hf_config_json(f); }, "unsupported architecture 'phi3'");
+  arch.kvs[0] = gstr("general.architecture") + le<uint32_t>(STR) + gstr("qwen3");
+  expect_error(arch, [](const GgufFile& f) { hf_config_json(f); }, "unsupported architecture 'qwen3'");
   Builder moe = tiny_model();
   moe.u32("llama.expert_count", 8);
   expect_error(moe, [](const GgufFile& f) { hf_config_json(f); }, "mixture-of-experts");
