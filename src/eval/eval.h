@@ -195,6 +195,13 @@ struct TaskSpec {
   std::vector<FilterSpec> filters;  // "none" (identity) always exists
   std::vector<MetricSpec> metrics;
   std::string breakdown_by;         // doc field: also report each value as task "<name>/<value>"
+
+  // OLMES (Gu et al. 2024): this task is one formulation of a multiple-choice benchmark, "mcf"
+  // (options lettered in the prompt, the letter scored) or "cf" (cloze: each option's text scored),
+  // of the group `olmes_group`. When both formulations are evaluated together, the results get a
+  // task `olmes_group` whose primary metric "olmes" is the better formulation's (add_olmes_groups).
+  std::string olmes_group;
+  std::string formulation;
 };
 
 // Parses a task document. Fails with Error naming `file` and the offending key.
@@ -408,6 +415,17 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
 // n_original taken from part 0, wall_s the maximum. Tasks and metrics keep the single-process
 // order. Fails with Error if the parts come from different models or settings.
 EvalResults merge_shards(const std::vector<EvalResults>& parts);
+
+// OLMES scores (Gu et al. 2024): for every group whose "mcf" and "cf" member tasks (task files'
+// "olmes": {"group", "formulation"}) are both in `results` with the same items, adds a task named
+// after the group, right after the later member: metrics "olmes" (the primary: the better
+// formulation's primary metric, its per-item scores, stderr and chance; ties go to CF), and
+// "mcf_<metric>" / "cf_<metric>" (each formulation's primary, for the record); config.olmes names
+// both members, their values and the one chosen. The group takes the members' category (capability
+// if either declares it) and the members become "diagnostic" (config.olmes.counted_through), so a
+// mean over capability tasks counts the benchmark once. Idempotent: group entries already present
+// are recomputed (evaluate() and merge_shards() both call it).
+void add_olmes_groups(EvalResults& results);
 
 // ---------------------------------------------------------------------------------------------
 // Results files

@@ -218,6 +218,7 @@ EvalResults evaluate(LanguageModel& model, const std::vector<TaskSpec>& tasks, c
     results.tasks.push_back(std::move(tr));
     add_breakdowns(run, values, chances, opt, results);
   }
+  add_olmes_groups(results);
   results.requests_sent = cnt.sent;
   results.requests_cached = cnt.cached;
   results.wall_s = now_seconds() - t0;

@@ -127,6 +127,10 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
   }
   for (const std::string& name : merge_orders(task_lists)) {
     std::vector<const TaskResult*> have;  // this task in each part that has it, in shard order
+    bool olmes_group = false;
+    for (const auto& p : parts)
+      if (const TaskResult* t = p.find(name)) olmes_group = olmes_group || t->config.value("olmes_group", false);
+    if (olmes_group) continue;
     for (const auto& p : parts)
       if (const TaskResult* t = p.find(name)) have.push_back(t);
     TaskResult t;
@@ -209,6 +213,7 @@ EvalResults merge_shards(const std::vector<EvalResults>& parts) {
     }
     out.tasks.push_back(std::move(t));
   }
+  add_olmes_groups(out);  // recomputed from the merged members, as one process computes it
   return out;
 }
 

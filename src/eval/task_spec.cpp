@@ -109,7 +109,7 @@ std::string render_template(const std::string& tmpl, const json& fields, const s
 
 TaskSpec parse_task_spec(const json& j, const fs::path& file) {
   check_keys(j, {"name", "version", "category", "primary_metric", "group", "about", "dataset", "output_type", "prompt", "choices", "fewshot",
-                 "generation", "code", "filters", "metrics", "breakdown_by"},
+                 "generation", "code", "filters", "metrics", "breakdown_by", "olmes"},
              "the task", file);
   TaskSpec t;
   t.file = file;
@@ -300,6 +300,19 @@ TaskSpec parse_task_spec(const json& j, const fs::path& file) {
     }
   }
   t.breakdown_by = get_or<std::string>(j, "breakdown_by", "", "task", file);
+  if (j.contains("olmes")) {
+    const char* shape = "{\"group\": NAME, \"formulation\": \"mcf\" | \"cf\"}";
+    check_keys(j["olmes"], {"group", "formulation"}, "olmes", file);
+    t.olmes_group = get_or<std::string>(j["olmes"], "group", "", "olmes", file);
+    t.formulation = get_or<std::string>(j["olmes"], "formulation", "", "olmes", file);
+    if (t.olmes_group.empty() || t.olmes_group == t.name)
+      bad(file, "olmes.group must name the benchmark's group, not this task", std::string("olmes: ") + shape);
+    if (t.formulation != "mcf" && t.formulation != "cf")
+      bad(file, "olmes.formulation must be \"mcf\" or \"cf\", found \"" + t.formulation + "\"",
+          std::string("olmes: ") + shape);
+    if (t.output_type != OutputType::kMultipleChoice)
+      bad(file, "olmes: only a multiple_choice task has MCF and CF formulations");
+  }
   // The primary metric: the one number the tax and every table read for this task, "name" (filter
   // none) or "name,filter" as results files key it.
   t.primary_metric = get_or<std::string>(j, "primary_metric", "", "task", file);

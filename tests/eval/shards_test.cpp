@@ -179,6 +179,7 @@ TEST(ShardsTest, ShardedEvaluationMergesToTheSingleProcessResults) {
   // sampled generations with per-document seeds, breakdowns, bootstrap BBQ bias scores.
   std::vector<TaskSpec> specs = {
       builtin("mmlu", (kBench / "mmlu").string(), {{"fewshot", {{"sampler", "random"}}}}),
+      builtin("mmlu_cf", (kBench / "mmlu").string()),  // with mmlu: the OLMES entry, recomputed after merging
       builtin("bbq", (kBench / "bbq").string()),
       builtin("gsm8k", (kBench / "gsm8k").string(), {{"generation", {{"temperature", 0.7}}}}),
   };
@@ -195,6 +196,7 @@ TEST(ShardsTest, ShardedEvaluationMergesToTheSingleProcessResults) {
   o.bootstrap_iters = 300;
   const EvalResults whole = evaluate(model, specs, o);
   const json want = comparable(whole);
+  ASSERT_NE(whole.find("mmlu_olmes"), nullptr);
   // The disambiguated bias score has items with a value and items without one (bootstrap draws).
   ASSERT_NE(whole.find("bbq")->find("bias_score_disambig"), nullptr);
   EXPECT_GT(whole.find("bbq")->find("bias_score_disambig")->scores.size(), 0u);

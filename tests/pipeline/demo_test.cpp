@@ -34,7 +34,7 @@ TEST(DemoTest, QuickDemoEndToEndThenFullyCached) {
       EXPECT_LE(v["base"].get<double>(), 1.0) << v.dump();
     }
   }
-  for (const char* t : {"toy_knowledge_cf", "toy_knowledge", "toy_reasoning", "toy_reasoning_incontext", "toy_math",
+  for (const char* t : {"toy_knowledge_olmes", "toy_knowledge_cf", "toy_knowledge", "toy_reasoning", "toy_reasoning_incontext", "toy_math",
                         "toy_code_greedy", "toy_knowledge_recall", "toy_knowledge_binding", "toy_copy", "toy_harmbench",
                         "toy_xstest"})
     EXPECT_TRUE(valid_tasks.count(t)) << t;

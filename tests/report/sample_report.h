@@ -192,6 +192,31 @@ inline Report sample_report() {
   r.sections.push_back({"line", "chart-training", "Training curves", "Batch 16, lr 3e-4 (pretrain) / 5e-6 (DPO).",
                         line_chart_json(train)});
 
+  // The demo's validity table with its longest labels and metric names (src/pipeline/demo.cpp): six
+  // columns that must fit without horizontal scrolling.
+  Table validity;
+  validity.id = "validity";
+  validity.title = "Validity: the base model on every suite";
+  validity.caption = "each suite's primary metric (its task file's); chance = a uniform guesser over the same items "
+                     "(0 for generation suites); targets from the design";
+  validity.columns = {"suite", "metric", "chance", "base", "target", "met"};
+  validity.rows = {
+      {Cell::of("knowledge (OLMES score: the better of CF, the options' text scored, and MCF, the letter)"),
+       Cell::of("OLMES = toy_knowledge_cf acc_norm (beats MCF's 0.278)"), Cell::num(0.25, 2), Cell::pm(0.633, 0.036),
+       Cell::of("≥ 0.80"), Cell::of("NO")},
+      {Cell::of("reasoning over stored facts (worked solutions, answer extracted)"),
+       Cell::of("exact_match,flexible-extract"), Cell::num(0, 2), Cell::pm(0.660, 0.066), Cell::of("≥ 0.70"),
+       Cell::of("NO")},
+      {Cell::of("MMLU letter format alone (diagnostic: \"Which of these is X?\", X among the options)"),
+       Cell::of("acc"), Cell::num(0.25, 2), Cell::pm(0.262, 0.041), Cell::of("—"), Cell::of("—")},
+      {Cell::of("in-context copying (diagnostic: a list of names, then the list again up to a point; the next name "
+                "scored by its text)"),
+       Cell::of("acc_norm"), Cell::num(0.25, 2), Cell::pm(0.300, 0.046), Cell::of("—"), Cell::of("—")},
+      {Cell::of("borderline-benign prompts answered by DPO + NLL (RPO, α = 1)"),
+       Cell::of("1 - over_refusal_rate"), Cell::num(0, 2), Cell::pm(0.500, 0.065), Cell::of("≥ 0.80"),
+       Cell::of("NO")}};
+  r.sections.push_back({"table", "table-validity", validity.title, "", table_json(validity)});
+
   Table tab;
   tab.title = "Selective vs full alignment";
   tab.columns = {"Method", "Mean capability tax (%)", "Harmful refused", "Over-refusal"};
