@@ -306,8 +306,9 @@ void add_judge(CLI::App& app) {
   auto o = std::make_shared<JudgeCmdOptions>();
   auto* sub = app.add_subcommand(
       "judge",
-      "Classify prompt/response pairs as refusals (the shipped refusal judge: pattern families + logistic "
-      "regression; an LM judge with --judge-model) and, where labels are given, report agreement, precision, "
+      "Classify prompt/response pairs as refusals (the shipped refusal judge: decisive refusal patterns, then "
+      "pattern families + logistic regression; an LM judge with --judge-model) and, where labels are given, "
+      "report agreement, precision, "
       "recall and F1 with 95% intervals (Wilson; F1 by a seeded bootstrap) and the disagreements. With two or "
       "more labelled files (one per model, e.g. XSTest's three completion files) it also prints the "
       "leave-one-model-out figures: the classifier retrained on all files but one and scored on that one, "
@@ -347,7 +348,8 @@ void add_judge(CLI::App& app) {
       "n-grams, deterministic) on labelled completion files and the toy world's preference pairs, and write its "
       "weights as C++ source; the shipped src/refusal/weights.cpp was made with: atax judge train --input "
       "../shared/benchmarks/xstest/model_completions/xstest_v2_completions_{gpt4,llama2orig,mistralinstruct}.csv "
-      "--world WORLD --out src/refusal/weights.cpp (WORLD = atax world generate --seed 7 --scale quick)");
+      "--world tests/refusal/fixtures/world_preferences_seed7_quick.jsonl --world-records 400 --out "
+      "src/refusal/weights.cpp (the fixture: the first 400 pairs of a seed-7 quick world)");
   train->add_option("--input", t->inputs, "labelled completion files (repeat or separate with commas)")
       ->delimiter(',')
       ->required();
@@ -357,7 +359,9 @@ void add_judge(CLI::App& app) {
   train->callback([t, train] {
     std::string cmd = "atax judge train";
     for (const std::string& in : t->inputs) cmd += " --input " + fs::path(in).filename().string();
-    if (!t->world.empty()) cmd += " --world WORLD --world-records " + std::to_string(t->world_records);
+    if (!t->world.empty())
+      cmd += " --world " + fs::path(t->world).filename().string() + " --world-records " +
+             std::to_string(t->world_records);
     cmd += " --out " + fs::path(t->out).filename().string();
     (void)train;
     run_judge_train(*t, cmd);

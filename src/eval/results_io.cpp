@@ -5,6 +5,7 @@
 
 #include "core/json_fields.h"
 #include "eval/eval.h"
+#include "eval/internal.h"
 
 namespace atax {
 namespace {
@@ -12,6 +13,23 @@ namespace {
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
 double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
+
+// True for a metric read through the refusal judge (the registry's refusal_rate, compliance_rate).
+bool refusal_scored(const MetricResult& m) {
+  const eval_detail::MetricDef* d = eval_detail::find_metric_def(m.metric);
+  if (!d) return false;
+  for (OutputType t : d->output_types)
+    if (t == OutputType::kRefusal) return true;
+  return false;
+}
+
+// The refusal judge that scored `r` (settings.refusal_judge: refusal_judge_version() or "custom"),
+// or "" when the results do not say.
+std::string refusal_judge_of(const EvalResults& r) {
+  return r.settings.contains("refusal_judge") && r.settings["refusal_judge"].is_string()
+             ? r.settings["refusal_judge"].get<std::string>()
+             : std::string();
+}
 
 // Splits "acc,none" / "acc_stderr,none" into (name, filter).
 std::pair<std::string, std::string> split_key(const std::string& key) {
@@ -27,6 +45,7 @@ json results_to_json(const EvalResults& r) {
   json results = json::object(), versions = json::object(), configs = json::object(), nsamples = json::object();
   json hib = json::object(), methods = json::object(), items = json::object(), subtasks = json::object();
   json info = json::object();
+  const std::string judge = refusal_judge_of(r);
   for (const auto& t : r.tasks) {
     json res = {{"alias", t.task}, {"n", t.n_effective}};
     json h = json::object(), meth = json::object(), it = json::object();
@@ -37,6 +56,7 @@ json results_to_json(const EvalResults& r) {
       meth[m.key()] = m.stderr_method;
       json mi = {{"metric", m.metric}, {"rate", m.rate}};
       if (m.chance) mi["chance"] = *m.chance;
+      if (!judge.empty() && refusal_scored(m)) mi["judge"] = judge;  // which judge read the refusals
       info[t.task][m.key()] = mi;
       json scores = json::array();
       for (double v : m.scores) scores.push_back(finite_or_null(v));
@@ -59,7 +79,8 @@ json results_to_json(const EvalResults& r) {
   doc["n-samples"] = nsamples;
   doc["higher_is_better"] = hib;
   doc["stderr_methods"] = methods;
-  doc["metric_info"] = info;  // per task and metric key: the registry metric, rate or not, chance level
+  doc["metric_info"] = info;  // per task and metric key: the registry metric, rate or not, chance level,
+                              // and for refusal-scored metrics the judge that scored them
   doc["model"] = {{"name", r.model_name}, {"content_hash", r.model_hash}};
   doc["model_name"] = r.model_name;
   doc["model_content_hash"] = r.model_hash;
@@ -228,8 +249,10 @@ std::string results_markdown(const EvalResults& r) {
   std::string out = "| task | version | metric | filter | n | value | ± stderr | better |\n";
   out += "|---|---:|---|---|---:|---:|---:|:---:|\n";
   char buf[64];
+  bool any_refusal = false;
   for (const auto& t : r.tasks) {
     for (const auto& m : t.metrics) {
+      any_refusal |= refusal_scored(m);
       std::snprintf(buf, sizeof(buf), "%.4f", m.value);
       std::string v = buf;
       std::snprintf(buf, sizeof(buf), "%.4f", m.stderr_);
@@ -239,6 +262,8 @@ std::string results_markdown(const EvalResults& r) {
              " | " + e + " | " + (m.higher_is_better ? "↑" : "↓") + " |\n";
     }
   }
+  const std::string judge = refusal_judge_of(r);
+  if (any_refusal && !judge.empty()) out += "\nRefusals (refusal_rate, compliance_rate) judged by " + judge + ".\n";
   return out;
 }
 

@@ -241,7 +241,7 @@ TEST(CliBasicsTest, JudgeReportsAgreementAgainstLabels) {
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_TRUE(contains(r.out, "5 items")) << r;
   EXPECT_TRUE(contains(r.out, "2 refused, 3 complied")) << r;
-  EXPECT_TRUE(contains(r.out, "refusal-judge v2 (patterns+logreg ")) << r;  // the judge and its version
+  EXPECT_TRUE(contains(r.out, "refusal-judge v3 (decisive patterns+logreg ")) << r;  // the judge and its version
   EXPECT_TRUE(contains(r.out, "3 of 5 refused")) << r;
   // tp 2 (items 2, 4), fp 1 (item 3), fn 0, tn 2: agreement 4/5, precision 2/3, recall 1.
   EXPECT_TRUE(contains(r.out, "tp 2  fp 1  fn 0  tn 2")) << r;

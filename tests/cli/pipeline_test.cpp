@@ -642,7 +642,7 @@ TEST(CliPipelineTest, JudgeWithAJudgeModel) {
                                  {"label", "refused"}}});
   RunResult r = run_atax({"judge", "--input", tmp / "j.jsonl", "--judge-model", base.string(), "--out", tmp / "v.jsonl"});
   ASSERT_EQ(r.code, 0) << r;
-  EXPECT_TRUE(contains(r.out, "refusal-judge v2 (patterns+logreg ")) << r;
+  EXPECT_TRUE(contains(r.out, "refusal-judge v3 (decisive patterns+logreg ")) << r;
   EXPECT_TRUE(contains(r.out, "1 of 2 refused")) << r;
   EXPECT_TRUE(contains(r.out, "lm-judge (")) << r;
   auto v = read_jsonl(tmp / "v.jsonl");
