@@ -206,6 +206,9 @@ struct TaxTable {
   // states both, and `prompt_warning` (also a note) says when they differ.
   std::optional<PromptFormat> base_prompt, aligned_prompt;
   std::string prompt_warning;  // "" = prompted alike, or not recorded
+  // The refusal judge each side's refusal rates were scored with (from the results' settings; ""
+  // = not recorded). Every writer names them beside the safety rows; a note when they differ.
+  std::string base_judge, aligned_judge;
 };
 
 // Sets the table's prompt formats (task overrides kept for the table's tasks only) and, when the
@@ -305,6 +308,7 @@ struct ResultsFile {
   std::map<std::string, std::string> primary_metrics;  // from the task's primary_metric, where stated
   std::vector<std::string> notes;  // what was left out (breakdowns)
   PromptFormat prompt_format;      // how the prompts were built, where the results say
+  std::string refusal_judge;       // the judge that scored refusal rates ("" = not recorded)
 };
 
 // Per-item scores from in-memory evaluation results (atax::evaluate): one ItemScores per top-level

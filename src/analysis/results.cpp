@@ -171,6 +171,7 @@ ResultsFile results_from_eval(const EvalResults& r, const std::string& path, boo
   out.path = path;
   out.model_name = r.model_name.empty() ? fs::path(path).stem().string() : r.model_name;
   out.prompt_format = prompt_format_of(r);
+  out.refusal_judge = r.settings.value("refusal_judge", std::string());
   for (const auto& t : r.tasks) {
     if (!t.parent.empty() && !include_breakdowns) {
       out.notes.push_back(fmt::format("breakdown {} of {} left out", t.task, t.parent));
@@ -222,6 +223,14 @@ TaxTable compute_tax(const ResultsFile& base, const ResultsFile& aligned, TaxOpt
                 "the tax needs per-item scores: evaluate with `atax eval` (or lm-eval --log-samples)");
   TaxTable t = compute_tax(base.items, aligned.items, options);
   attach_prompt_formats(t, base.prompt_format, aligned.prompt_format);
+  t.base_judge = base.refusal_judge;
+  t.aligned_judge = aligned.refusal_judge;
+  bool refusal_rows = false;
+  for (const auto& r : t.rows) refusal_rows = refusal_rows || r.rate;
+  if (refusal_rows && !t.base_judge.empty() && !t.aligned_judge.empty() && t.base_judge != t.aligned_judge)
+    t.notes.push_back(fmt::format("the refusal rates were judged differently ({}: {}; {}: {}), so their change mixes "
+                                  "alignment with the judge; score both with the same judge",
+                                  t.options.base_name, t.base_judge, t.options.aligned_name, t.aligned_judge));
   return t;
 }
 

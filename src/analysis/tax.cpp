@@ -452,6 +452,12 @@ std::string tax_markdown(const TaxTable& t) {
     md += fmt::format("Prompt format{}:\n\n- base ({}): {}\n- aligned ({}): {}\n\n",
                       t.prompt_warning.empty() ? "" : " (**differs**: see the note below)", o.base_name,
                       describe(*t.base_prompt), o.aligned_name, describe(*t.aligned_prompt));
+  if (!t.base_judge.empty() || !t.aligned_judge.empty())
+    md += t.base_judge == t.aligned_judge
+              ? fmt::format("Refusal rates judged by {}.\n\n", t.base_judge)
+              : fmt::format("Refusal rates judged by: base {}; aligned {} (**differs**).\n\n",
+                            t.base_judge.empty() ? "not recorded" : t.base_judge,
+                            t.aligned_judge.empty() ? "not recorded" : t.aligned_judge);
   md += fmt::format("| Benchmark | Metric | Category | Better | N | Base | Aligned | Tax (%) or Δ (pp) | {}% CI | Test | p |\n",
                     pct);
   md += "|---|---|---|:-:|---:|---:|---:|---:|:-:|---|---:|\n";
@@ -590,6 +596,8 @@ json tax_json(const TaxTable& t) {
                           {"aligned", prompt_format_json(*t.aligned_prompt)},
                           {"prompted_differently", !t.prompt_warning.empty()},
                           {"warning", t.prompt_warning}};
+  if (!t.base_judge.empty() || !t.aligned_judge.empty())
+    j["refusal_judge"] = {{"base", t.base_judge}, {"aligned", t.aligned_judge}};
   j["notes"] = t.notes;
   return j;
 }

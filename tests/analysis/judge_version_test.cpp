@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "eval/eval.h"
+#include "analysis/analysis.h"
 #include "refusal/refusal.h"
 
 namespace {
@@ -83,4 +84,23 @@ TEST(JudgeVersionTest, TheVersionNamesTheJudgeAndItsWeights) {
   const std::string v = atax::refusal_judge_version();
   EXPECT_EQ(v.rfind("refusal-judge v3 (decisive patterns+logreg ", 0), 0u) << v;
   EXPECT_NE(v.find(atax::refusal_model_digest(atax::shipped_refusal_model())), std::string::npos) << v;
+}
+
+// The tax names the judge of each side beside its safety rows, and says so when they differ.
+TEST(JudgeVersionTest, TheTaxNamesTheJudgeOfEachSide) {
+  namespace an = atax::analysis;
+  const std::string v = atax::refusal_judge_version();
+  const auto base = an::results_from_eval(results_with({{"refusal_judge", v}}), "base.json");
+  auto aligned_results = results_with({{"refusal_judge", v}});
+  aligned_results.tasks[0].metrics = {metric("refusal_rate", {1, 1, 1})};
+  const auto aligned = an::results_from_eval(aligned_results, "aligned.json");
+  an::TaxTable same = an::compute_tax(base, aligned);
+  EXPECT_NE(an::tax_markdown(same).find("Refusal rates judged by " + v), std::string::npos) << an::tax_markdown(same);
+  EXPECT_EQ(an::tax_json(same)["refusal_judge"]["aligned"], v);
+  const auto other = an::results_from_eval(results_with({{"refusal_judge", "custom"}}), "other.json");
+  an::TaxTable differ = an::compute_tax(base, other);
+  EXPECT_NE(an::tax_markdown(differ).find("(**differs**)"), std::string::npos);
+  bool noted = false;
+  for (const auto& n : differ.notes) noted = noted || n.find("judged differently") != std::string::npos;
+  EXPECT_TRUE(noted);
 }
