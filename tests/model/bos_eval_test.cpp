@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "model/model.h"
+#include "../tokenizer/bos_tokenizer.h"
 
 using namespace atax;
 
@@ -19,13 +20,7 @@ constexpr double kTol = 1e-4;
 
 // A byte-level BPE whose post-processor is "<s> $A", with `chat_template` as its template.
 std::shared_ptr<Tokenizer> tokenizer_with(const std::string& chat_template) {
-  BpeTrainOptions o;
-  o.vocab_size = 300;
-  o.bos_token = "<s>";
-  o.special_tokens = {"<s>", "</s>"};
-  o.eos_token = "</s>";
-  o.pad_token = "</s>";
-  const Tokenizer trained = train_bpe({"hello world", "hi there", "the answer is"}, o);
+  const Tokenizer trained = atax::testing::bos_bpe_tokenizer({"hello world", "hi there", "the answer is"});
   json cfg = trained.tokenizer_config();
   cfg["bos_token"] = "<s>";
   cfg["chat_template"] = chat_template;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tokenizer/tokenizer.h"
+#include "bos_tokenizer.h"
 
 namespace atax {
 namespace {
@@ -69,13 +70,7 @@ TEST(ChatTemplateTest, NamedTemplatesAndErrors) {
 }
 
 TEST(ChatTemplateTest, BosExactlyOnce) {
-  BpeTrainOptions o;
-  o.vocab_size = 300;
-  o.bos_token = "<s>";
-  o.special_tokens = {"<s>", "</s>"};
-  o.eos_token = "</s>";
-  o.pad_token = "</s>";
-  Tokenizer tok = train_bpe({"hello world", "hi there"}, o);  // post-processor "<s> $A"
+  Tokenizer tok = atax::testing::bos_bpe_tokenizer({"hello world", "hi there"});  // post-processor "<s> $A"
   const int32_t bos = *tok.bos_id();
   const auto hf = tok.encode("<s>hi", true);  // HF's encode adds a second BOS
   EXPECT_EQ(std::count(hf.begin(), hf.end(), bos), 2);
