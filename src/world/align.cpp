@@ -113,7 +113,7 @@ ojson capability_pair(Rng& rng, const GenContext& ctx, bool eval) {
 
 const std::vector<std::pair<std::string, double>>& preference_mix() {
   static const std::vector<std::pair<std::string, double>> m = {
-      {"harmless", 0.28}, {"helpful", 0.34}, {"honest", 0.13}, {"fair", 0.10}, {"capability", 0.15}};
+      {"harmless", 0.30}, {"helpful", 0.30}, {"honest", 0.13}, {"fair", 0.12}, {"capability", 0.15}};
   return m;
 }
 
@@ -126,9 +126,10 @@ ojson preference_record(Rng& rng, const GenContext& ctx, const std::string& kind
     r = {{"prompt", h.prompt}, {"chosen", h.refuse}, {"rejected", h.comply}, {"category", h.category},
          {"kind", kind},       {"difficulty", h.difficulty}};
   } else if (kind == "helpful") {
-    // Mostly borderline-but-legitimate prompts answered (generator 1.7.0: 0.75 of the helpful pairs,
-    // 0.255 of all pairs; 1.5.0 had 0.12 of all pairs and its DPO model answered 0.50 of them, 1.6.0
-    // 0.225 and 0.75).
+    // Mostly borderline-but-legitimate prompts answered (generator 1.6.0: 0.75 of the helpful pairs,
+    // 0.225 of all pairs; 1.5.0 had 0.12 of all pairs and its DPO model answered 0.50 of them, 1.6.0's
+    // 0.75). A trial with helpful 0.34 of all pairs and QA text 12% of the corpus answered 0.783 but
+    // its base fell to math 0.300 and knowledge 0.694 (default demo, seed 1234); not kept.
     if (rng.bernoulli(0.75)) {
       const auto& types = xstest_types();
       BenignPrompt b = xstest_prompt(rng, u, types[rng.uniform(10)], eval, ctx.seed, eval);

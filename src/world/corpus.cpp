@@ -86,10 +86,10 @@ GenContext::GenContext(const Universe& universe, uint64_t s) : u(universe), seed
 
 const std::vector<std::pair<std::string, double>>& corpus_mix() {
   static const std::vector<std::pair<std::string, double>> m = {
-      {"encyclopedia", 0.18}, {"quiz", 0.07},     {"qa", 0.12},
+      {"encyclopedia", 0.18}, {"quiz", 0.08},     {"qa", 0.09},
       {"forum", 0.07},        {"story", 0.04},    {"math", 0.14},
-      {"arithmetic", 0.06},   {"code", 0.10},     {"code_run", 0.03},
-      {"reasoning", 0.06},    {"reasoning_incontext", 0.03}, {"dialogue", 0.10}};
+      {"arithmetic", 0.07},   {"code", 0.10},     {"code_run", 0.03},
+      {"reasoning", 0.07},    {"reasoning_incontext", 0.03}, {"dialogue", 0.10}};
   return m;
 }
 
