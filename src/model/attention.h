@@ -1,13 +1,27 @@
-// Inference kernels of the model module (not part of its public header): scaled dot-product
-// attention whose memory stays bounded for long windows.
+// Inference kernels of the model module (not part of its public header): the float32 matrix
+// product the layers and the LM head run through, and scaled dot-product attention whose memory
+// stays bounded for long windows.
 //
 // Shape legend: B batch, H heads, T new (query) positions, S = cached + new (key) positions,
-// D head dim.
+// D head dim, M rows, K inner dim, N output features.
 #pragma once
 
 #include <torch/torch.h>
 
 namespace atax {
+
+// x (..., K) times w: w (N, K) as nn.Linear stores it, or w (K, N) when `w_in_out` (GPT-2's
+// Conv1D), plus `bias` (N) when defined. Returns (..., N). Float32 CPU products that autograd
+// does not track run in oneDNN's sgemm (the library LibTorch ships with; ~2x OpenBLAS's sgemm on
+// the AVX-512 machines this was measured on, bench/score_vs_llamacpp); everything else, and all
+// of it while fast_kernels is off or oneDNN is absent, in LibTorch's own path. Both give the same
+// values up to float rounding (summation order).
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, bool w_in_out = false);
+
+// Whether the faster inference paths (oneDNN products, the LM head's fused log-softmax in
+// inference.cpp) are used; on by default. Tests switch them off to compare with the plain path.
+bool fast_kernels();
+void set_fast_kernels(bool on);
 
 // softmax(q kᵀ · scale + add_mask) v for q (B,H,T,D), k and v (B,H,S,D), add_mask (B|1,1,T,S)
 // additive (0 or -1e30; query i sits at key position S - T + i and attends causally). Returns

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "model/attention.h"
 #include "model/model.h"
 
 namespace atax {
@@ -62,12 +63,25 @@ std::pair<torch::Tensor, torch::Tensor> score_hidden(CausalLm& net, const torch:
   auto tgt = torch::tensor(targets, torch::kLong).to(hidden.device());
   auto lp = torch::empty({N}, torch::kFloat32);
   auto greedy = torch::empty({N}, torch::kBool);
+  const bool fused = fast_kernels();
   for (int64_t r0 = 0; r0 < N; r0 += block) {
     const int64_t n = std::min(block, N - r0);
-    auto logp = torch::log_softmax(net->lm_head(hidden.narrow(0, r0, n)), -1);  // (n,V)
-    auto t = tgt.narrow(0, r0, n);
-    lp.narrow(0, r0, n).copy_(logp.gather(1, t.unsqueeze(1)).squeeze(1));
-    greedy.narrow(0, r0, n).copy_(logp.argmax(1) == t);
+    auto t = tgt.narrow(0, r0, n).unsqueeze(1);           // (n,1)
+    auto logits = net->lm_head(hidden.narrow(0, r0, n));  // (n,V) float32
+    if (fused) {
+      // log p(t) = x_t - max - log Σ exp(x - max), the formula log_softmax evaluates, in three
+      // passes over the logits and no second (n,V) tensor: max with its index (the greedy token),
+      // then exp in place and a row sum (log_softmax + argmax: ~2x the time, measured).
+      auto [mx, arg] = logits.max(1, true);                // (n,1) each
+      auto xt = logits.gather(1, t);                       // (n,1)
+      auto sum = logits.sub_(mx).exp_().sum(1, true);      // (n,1)
+      lp.narrow(0, r0, n).copy_((xt - mx - sum.log()).squeeze(1));
+      greedy.narrow(0, r0, n).copy_((arg == t).squeeze(1));
+    } else {
+      auto logp = torch::log_softmax(logits, -1);  // (n,V)
+      lp.narrow(0, r0, n).copy_(logp.gather(1, t).squeeze(1));
+      greedy.narrow(0, r0, n).copy_(logp.argmax(1) == t.squeeze(1));
+    }
   }
   return {lp, greedy};
 }
