@@ -38,20 +38,19 @@ EvalResults results_with(json settings) {
   EvalResults r;
   r.model_name = "m";
   r.settings = std::move(settings);
-  TaskResult safety;
-  safety.task = "toy_harmbench";
-  safety.group = "safety";
-  safety.primary_metric = "refusal_rate";
-  safety.config = {{"group", "safety"}, {"primary_metric", "refusal_rate"}};
-  safety.n_effective = 3;
-  safety.metrics = {metric("refusal_rate", {1, 0, 1})};
-  TaskResult capability;
-  capability.task = "toy_knowledge";
-  capability.group = "capability";
-  capability.primary_metric = "acc";
-  capability.config = {{"group", "capability"}, {"primary_metric", "acc"}};
-  capability.n_effective = 2;
-  capability.metrics = {metric("acc", {1, 0})};
+  auto task = [](const std::string& name, const std::string& group, const std::string& primary,
+                 std::vector<double> scores) {
+    TaskResult t;
+    t.task = name;
+    t.group = group;
+    t.primary_metric = primary;
+    t.config = {{"group", group}, {"primary_metric", primary}};
+    t.n_effective = static_cast<int64_t>(scores.size());
+    t.metrics = {metric(primary, std::move(scores))};
+    return t;
+  };
+  const TaskResult safety = task("toy_harmbench", "safety", "refusal_rate", {1, 0, 1});
+  const TaskResult capability = task("toy_knowledge", "capability", "acc", {1, 0});
   r.tasks = {safety, capability};
   return r;
 }

@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "model/attention.h"
 #include "model/model.h"
+#include "tiny_llama.h"
 
 using namespace atax;
 
@@ -24,29 +25,9 @@ double max_rel_diff(const torch::Tensor& got, const torch::Tensor& want) {
   return ((got - want).abs() / want.abs().clamp_min(1.0)).max().item<double>();
 }
 
-// Additive causal mask (B,1,T,S), query i at key position S - T + i; row b has real[b] real keys
-// (right padding) and, with `window` > 0, sees only the last `window` keys (sliding layers).
-torch::Tensor causal_mask(int64_t B, int64_t T, int64_t S, const std::vector<int64_t>& real, int64_t window = 0) {
-  auto qi = torch::arange(S - T, S).unsqueeze(1), kj = torch::arange(0, S).unsqueeze(0);
-  auto ok = kj <= qi;
-  if (window > 0) ok = ok & (kj > qi - window);
-  auto allowed = ok.unsqueeze(0).unsqueeze(0).expand({B, 1, T, S}).clone();
-  for (int64_t b = 0; b < B; ++b) allowed[b].narrow(-1, real[b], S - real[b]).fill_(false);
-  return torch::where(allowed, torch::zeros({1}), torch::full({1}, -1e30f));
-}
+using atax::testing::causal_mask;
 
-LoadedModel tiny_model(int64_t V, uint64_t seed) {
-  json cj = {{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", V}, {"hidden_size", 64},
-             {"intermediate_size", 160}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-             {"num_key_value_heads", 2}, {"max_position_embeddings", 4096}, {"rms_norm_eps", 1e-5}};
-  torch::manual_seed(seed);
-  auto tok = std::make_shared<Tokenizer>(Tokenizer::load(kStories / "tokenizer.json"));
-  auto m = make_model(ModelConfig::from_json(cj), {}, tok, LoadOptions{"cpu"}, "tiny");
-  torch::NoGradGuard ng;
-  for (auto& [name, t] : m.net->named_hf_parameters())
-    if (t.dim() == 2) t.normal_(0.0, 0.3);  // sharp distributions: log-probs from ~0 to ~-40
-  return m;
-}
+LoadedModel tiny_model(int64_t V, uint64_t seed) { return atax::testing::tiny_model(V, seed, 160); }
 
 std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> requests(int64_t V, int64_t ctx_len, uint64_t seed) {
   Rng rng(seed);

@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "model/attention.h"
 #include "model/model.h"
+#include "tiny_llama.h"
 
 using namespace atax;
 
@@ -20,27 +21,8 @@ torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, co
   return torch::matmul(torch::softmax(scores, -1), v);
 }
 
-torch::Tensor causal_mask(int64_t B, int64_t T, int64_t S, const std::vector<int64_t>& real) {
-  auto qi = torch::arange(S - T, S).unsqueeze(1), kj = torch::arange(0, S).unsqueeze(0);
-  auto allowed = (kj <= qi).unsqueeze(0).unsqueeze(0).expand({B, 1, T, S}).clone();
-  for (int64_t b = 0; b < B; ++b) allowed[b].narrow(-1, real[b], S - real[b]).fill_(false);  // right padding
-  return torch::where(allowed, torch::zeros({1}), torch::full({1}, -1e30f));
-}
-
-LoadedModel tiny_model(int64_t V, uint64_t seed) {
-  json cj = {{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", V}, {"hidden_size", 64},
-             {"intermediate_size", 128}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-             {"num_key_value_heads", 2}, {"max_position_embeddings", 4096}, {"rms_norm_eps", 1e-5}};
-  torch::manual_seed(seed);
-  auto cfg = ModelConfig::from_json(cj);
-  // A byte-level tokenizer is enough: these tests drive the token-level API.
-  auto tok = std::make_shared<Tokenizer>(Tokenizer::load(kStories / "tokenizer.json"));
-  auto m = make_model(cfg, {}, tok, LoadOptions{"cpu"}, "tiny");
-  torch::NoGradGuard ng;
-  for (auto& [name, t] : m.net->named_hf_parameters())
-    if (t.dim() == 2) t.normal_(0.0, 0.3);  // sharper distributions than the 0.02 default
-  return m;
-}
+using atax::testing::causal_mask;
+using atax::testing::tiny_model;
 
 // log p(cont | ctx) per token by one unbatched forward over the whole vocabulary.
 std::vector<double> reference_logprobs(CausalLm& net, const std::vector<int64_t>& ctx, const std::vector<int64_t>& cont) {
