@@ -445,10 +445,9 @@ report::Table validity_table(const Demo& d, json& validity_json) {
     std::string metric = t ? t->primary_metric : "?";
     if (t && t->config.contains("olmes") && t->config["olmes"].contains("chosen")) {  // named as such
       const json& o = t->config["olmes"];
-      const json& c = o[o["chosen"].get<std::string>()];
-      metric = fmt::format("OLMES = {} {} ({} {})", c.value("task", ""), c.value("metric", ""),
-                           o["chosen"].get<std::string>() == "cf" ? "beats MCF's" : "beats CF's",
-                           fmt::format("{:.3f}", o[o["chosen"].get<std::string>() == "cf" ? "mcf" : "cf"].value("value", 0.0)));
+      const std::string won = o["chosen"].get<std::string>(), lost = won == "cf" ? "mcf" : "cf";
+      metric = fmt::format("OLMES = {} {} (beats {}'s {:.3f})", o[won].value("task", ""), o[won].value("metric", ""),
+                           lost == "cf" ? "CF" : "MCF", o[lost].value("value", 0.0));
     }
     const double v = m ? m->value : NAN, e = m ? m->stderr_ : NAN, chance = m && m->chance ? *m->chance : 0.0;
     const bool met = s.target <= 0 || v >= s.target;
