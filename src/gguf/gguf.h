@@ -23,7 +23,11 @@ torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t);
 
 // Every weight under its Hugging Face name (hf_tensor_plan), llama's q/k rows put back into HF's
 // rotate_half order, Gemma's norms back to w, converted to `dtype` one tensor at a time.
-std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype = torch::kFloat32);
+// With `share_mapping` and a file from GgufFile::open, float32 tensors needing no change are views
+// of the file's (copy-on-write) mapping instead of copies, alive as long as the mapping is, and
+// the pages of converted tensors are dropped once converted (the loader's path: one copy).
+std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype = torch::kFloat32,
+                                                bool share_mapping = false);
 
 }  // namespace atax::gguf
 

@@ -230,7 +230,8 @@ GgufFile GgufFile::open(const fs::path& path) {
   auto map = std::make_shared<Mapping>();
   if (st.st_size > 0) {
     map->size = static_cast<size_t>(st.st_size);
-    map->addr = mmap(nullptr, map->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Writable but private (copy-on-write): float32 tensors become model parameters in place.
+    map->addr = mmap(nullptr, map->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     int err = errno;
     ::close(fd);
     if (map->addr == MAP_FAILED) {
@@ -243,8 +244,17 @@ GgufFile GgufFile::open(const fs::path& path) {
   g.data_ = static_cast<const uint8_t*>(map->addr);
   g.size_ = map->size;
   g.keep_ = map;
+  g.mapped_ = map->addr != nullptr;
   g.parse();
   return g;
+}
+
+void GgufFile::release_pages(const TensorInfo& t) const {
+  if (!mapped_ || t.n_bytes == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto p = reinterpret_cast<uintptr_t>(tensor_data(t));
+  const uintptr_t b = (p + page - 1) / page * page, e = (p + t.n_bytes) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 GgufFile GgufFile::from_bytes(std::string bytes, const std::string& name) {

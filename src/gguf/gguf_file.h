@@ -139,6 +139,14 @@ class GgufFile {
   const TensorInfo* find_tensor(std::string_view name) const;
   // The tensor's bytes inside the mapping (bounds were checked at open).
   const uint8_t* tensor_data(const TensorInfo& t) const { return data_ + data_offset_ + t.offset; }
+  // True for a file opened with open(): its bytes are a private copy-on-write mapping, so a
+  // tensor may view (and write) them, holding data_owner() to keep them alive; writes change what
+  // this GgufFile reads, never the file.
+  bool is_mapped() const { return mapped_; }
+  const std::shared_ptr<const void>& data_owner() const { return keep_; }
+  // Drops the mapping's resident pages lying wholly inside `t`'s bytes (read again from the file if
+  // touched), once the tensor has been converted; nothing for bytes not mapped from a file.
+  void release_pages(const TensorInfo& t) const;
   // The tensor dequantized to float32 in GGUF memory order (ne[0] fastest). Error for a type
   // atax does not dequantize.
   std::vector<float> dequantize_tensor(const TensorInfo& t) const;
@@ -146,6 +154,7 @@ class GgufFile {
  private:
   void parse();
   std::shared_ptr<const void> keep_;  // the mapping or owned buffer
+  bool mapped_ = false;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
   std::string name_;

@@ -30,10 +30,20 @@ torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t) {
   return out;
 }
 
-std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype) {
+std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype, bool share_mapping) {
   std::map<std::string, torch::Tensor> out;
   for (const TensorPlan& p : hf_tensor_plan(f)) {
     const TensorInfo& t = f.tensors()[p.index];
+    const bool as_stored = t.type == GgmlType::kF32 && p.unpermute_heads == 0 && p.add == 0;
+    const uint8_t* bytes = f.tensor_data(t);
+    if (share_mapping && as_stored && dtype == torch::kFloat32 && f.is_mapped() && t.n_elements > 0 &&
+        reinterpret_cast<uintptr_t>(bytes) % alignof(float) == 0) {
+      // The mapping's own bytes, kept alive by the tensor: no copy (a model adopts it as is).
+      auto owner = f.data_owner();
+      out.emplace(p.hf_name, torch::from_blob(const_cast<uint8_t*>(bytes), t.shape(), [owner](void*) {},
+                                              torch::kFloat32));
+      continue;
+    }
     torch::Tensor w = load_tensor(f, t);
     if (p.unpermute_heads > 0) {
       std::vector<int64_t> src = unpermute_rows(w.size(0), p.unpermute_heads);
@@ -41,6 +51,9 @@ std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype 
     }
     if (p.add != 0) w.add_(p.add);
     out.emplace(p.hf_name, dtype == torch::kFloat32 ? w : w.to(dtype));
+    // The stored bytes are not needed again: quantized, permuted or offset tensors are never
+    // shared (an as-stored float32 one may be, by an earlier call, so its pages stay).
+    if (share_mapping && !as_stored) f.release_pages(t);
   }
   return out;
 }
@@ -54,8 +67,10 @@ LoadedModel load_gguf_model(const fs::path& path, const LoadOptions& opts) {
   ModelConfig config = ModelConfig::from_json(gguf::hf_config_json(f), path.string());
   auto tokenizer = std::make_shared<Tokenizer>(
       Tokenizer::from_json(gguf::hf_tokenizer_json(f), gguf::hf_tokenizer_config_json(f), path.string()));
-  std::map<std::string, torch::Tensor> weights = gguf::hf_weights(f, opts.dtype);
-  return make_model(config, weights, std::move(tokenizer), opts, path);
+  // Float32 tensors stay in the file's mapping and become the parameters; the others are
+  // converted one by one and their stored pages dropped: about one copy of the weights in memory.
+  return make_model(config, gguf::hf_weights(f, opts.dtype, /*share_mapping=*/true), std::move(tokenizer), opts,
+                    path);
 }
 
 void convert_gguf_to_hf(const fs::path& gguf_path, const fs::path& out_dir, torch::Dtype dtype) {

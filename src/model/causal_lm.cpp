@@ -124,7 +124,7 @@ torch::Tensor llama3_inv_freq(const ModelConfig& c, torch::Tensor inv_freq) {
 }
 }  // namespace
 
-CausalLmImpl::CausalLmImpl(ModelConfig config) : impl_(std::make_shared<Impl>()), config_(std::move(config)) {
+CausalLmImpl::CausalLmImpl(ModelConfig config, WeightInit init) : impl_(std::make_shared<Impl>()), config_(std::move(config)) {
   auto& m = *impl_;
   m.cfg = config_;
   const auto& c = config_;
@@ -226,7 +226,9 @@ CausalLmImpl::CausalLmImpl(ModelConfig config) : impl_(std::make_shared<Impl>())
   }
   if (!c.tie_word_embeddings) m.lm_head_w = add("lm_head.weight", {V, C});
   // Default init (GPT-2 / Llama style): normal(0, 0.02) for matrices, ones for norm weights
-  // (zeros where the norm scales by 1 + w), zeros for biases. Checkpoint loading overwrites all of it.
+  // (zeros where the norm scales by 1 + w), zeros for biases. With kNone the weights are loaded
+  // next, and parameters left unwritten cost no memory until then.
+  if (init == WeightInit::kNone) return;
   torch::NoGradGuard ng;
   for (auto& [name, t] : m.params) {
     if (ends_with(name, "bias")) t.zero_();
@@ -444,6 +446,28 @@ void CausalLmImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>
     auto it = impl_->params.find(*name);
     if (it == impl_->params.end()) continue;  // lm_head.weight of a tied model
     it->second.copy_(t.to(it->second.device(), it->second.scalar_type()));
+  }
+}
+
+void CausalLmImpl::adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file) {
+  config_.check_weights(weights, file);
+  torch::NoGradGuard ng;
+  for (auto it = weights.begin(); it != weights.end(); it = weights.erase(it)) {
+    auto name = config_.canonical_name(it->first);
+    if (!name) continue;
+    auto p = impl_->params.find(*name);
+    if (p == impl_->params.end()) continue;  // lm_head.weight of a tied model
+    torch::Tensor& param = p->second;
+    const torch::Tensor& src = it->second;
+    // Nothing else holds the tensor or its storage (a caller's map, a view, another model's
+    // parameter), so making it the parameter aliases nothing.
+    const bool sole = src.use_count() == 1 && src.storage().use_count() == 1;
+    const bool fits = src.device() == param.device() && src.scalar_type() == param.scalar_type() &&
+                      src.sizes() == param.sizes() && src.is_contiguous() && !src.requires_grad() &&
+                      src.storage().nbytes() == src.nbytes() &&
+                      reinterpret_cast<uintptr_t>(src.data_ptr()) % src.element_size() == 0;
+    if (sole && fits) param.set_data(src);  // every handle of the parameter (module, Impl, layers) sees it
+    else param.copy_(src.to(param.device(), param.scalar_type()));
   }
 }
 

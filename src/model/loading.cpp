@@ -99,11 +99,22 @@ std::string thread_summary() {
 
 LoadedModel make_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
                        std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source) {
+  // The copied map shares the caller's tensors, so adoption copies each of them.
+  return make_model(config, std::map<std::string, torch::Tensor>(weights), std::move(tokenizer), opts,
+                    std::move(source));
+}
+
+LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::Tensor>&& weights,
+                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source) {
   LoadedModel lm;
   lm.config = config;
-  if (!weights.empty()) config.check_weights(weights, source.string());  // before allocating the network
-  lm.net = CausalLm(config);
-  if (!weights.empty()) lm.net->load_hf_state_dict(weights, source.string());
+  const bool load = !weights.empty();
+  if (load) config.check_weights(weights, source.string());  // before allocating the network
+  // The identity covers the tensors as given, so it is taken before they become the parameters.
+  std::string identity = identity_of_parts(config, weights, tokenizer.get());
+  // Loaded weights replace every parameter: no random initialisation to pay for and throw away.
+  lm.net = CausalLm(config, load ? WeightInit::kNone : WeightInit::kRandom);
+  if (load) lm.net->adopt_hf_state_dict(std::move(weights), source.string());
   lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();
   lm.tokenizer = std::move(tokenizer);
@@ -112,7 +123,7 @@ LoadedModel make_model(const ModelConfig& config, const std::map<std::string, to
     throw Error(fmt::format("tokenizer has {} tokens but the model's vocab_size is {}", lm.tokenizer->vocab_size(),
                             config.vocab_size),
                 lm.source.string(), "the tokenizer does not belong to this model");
-  lm.content_hash = identity_of_parts(config, weights, lm.tokenizer.get());
+  lm.content_hash = std::move(identity);
   return lm;
 }
 
@@ -136,9 +147,10 @@ LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
   LoadedModel lm;
   lm.config = config;
   config.check_weights(weights, weights_file);  // before allocating the network
-  lm.net = CausalLm(config);
-  lm.net->load_hf_state_dict(weights, weights_file);
-  weights.clear();
+  // The mapped tensors become the parameters (no random initialisation, no copy for float32
+  // files): loading holds one copy of the weights.
+  lm.net = CausalLm(config, WeightInit::kNone);
+  lm.net->adopt_hf_state_dict(std::move(weights), weights_file);
   lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();
   lm.tokenizer = tok;

@@ -98,8 +98,10 @@ struct ModelConfig {
 // safetensors
 // ---------------------------------------------------------------------------------------------
 
-// Reads one .safetensors file (memory-mapped) into tensors of their stored dtype (F32/F16/BF16,
-// also I64/I32/I8/U8/F64), copied out of the mapping. Fails with Error naming the file and tensor
+// Reads one .safetensors file into tensors of their stored dtype (F32/F16/BF16, also
+// I64/I32/I8/U8/F64) that view a private copy-on-write mapping of it, no copy: writing to them
+// leaves the file alone, the mapping lives while any of them does, and a tensor's own pages are
+// dropped from memory when it goes. Fails with Error naming the file and tensor
 // when the header is malformed: header length beyond the file, bad JSON, offsets out of range or
 // overlapping, byte size not matching dtype × shape, unknown dtype.
 // With `sha256`, also stores the sha256 of the whole file, computed over the mapping as it is read.
@@ -132,9 +134,14 @@ struct LoraOptions {
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // HF leaf names (c_attn for GPT-2)
 };
 
+// How a new network's parameters start: kRandom (normal(0, 0.02) matrices, unit norms, zero
+// biases; seeded by torch::manual_seed) or kNone (allocated but never written, so untouched pages
+// cost no memory: for a network whose every parameter is loaded next).
+enum class WeightInit { kRandom, kNone };
+
 class CausalLmImpl : public torch::nn::Module {
  public:
-  explicit CausalLmImpl(ModelConfig config);
+  explicit CausalLmImpl(ModelConfig config, WeightInit init = WeightInit::kRandom);
 
   // input_ids (B,T) int64; attention_mask (B,T_total) 1 = real token, 0 = padding (left or right),
   // covering cached + new positions, may be undefined (all real). position_ids (B,T) may be
@@ -153,6 +160,13 @@ class CausalLmImpl : public torch::nn::Module {
   // Copies `weights` (HF names) into the parameters, converting dtype. Fails with Error naming
   // `file` for missing, unexpected or mis-shaped tensors.
   void load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights, const std::string& file);
+  // Makes `weights` (HF names) the parameters, emptying the map tensor by tensor: a tensor that
+  // matches its parameter (dtype, device, shape, contiguous, naturally aligned, its storage no
+  // larger) and that nothing else references becomes the parameter's storage without a copy (a
+  // view of a file mapping stays one, and keeps the mapping alive); any other is copied in and
+  // released at once. So loading holds about one copy of the weights. Fails like
+  // load_hf_state_dict, before any parameter changes.
+  void adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file);
   int64_t num_parameters() const;
   // The parameters under their HF names, sharing storage with the module (so callers can set
   // requires_grad or apply updates). LoRA tensors are named "<layer>.lora_A" / ".lora_B".
@@ -224,8 +238,14 @@ std::string folder_identity(const fs::path& dir, const std::map<std::string, std
 // Loads a HF folder (or a .gguf file, through the gguf module's hook). Fails with Error naming
 // the file for any malformed part.
 LoadedModel load_model(const fs::path& path, const LoadOptions& opts = {});
-// Builds a model from parts already in memory (used by the GGUF loader and `atax init`).
+// Builds a model from parts already in memory (used by the GGUF loader and `atax init`): empty
+// `weights` give a randomly initialised network (torch::manual_seed), otherwise the network is
+// built uninitialised and the weights are copied in (the caller keeps its tensors unshared).
 LoadedModel make_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
+                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source);
+// The same, taking the weights over: tensors nothing else references become the parameters
+// without a copy (CausalLmImpl::adopt_hf_state_dict), so building holds one copy of the weights.
+LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::Tensor>&& weights,
                        std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source);
 // Writes config.json, model.safetensors (float32 unless `dtype` says otherwise), tokenizer.json,
 // tokenizer_config.json and generation_config.json into `dir`, atomically (staging folder + rename).

@@ -47,10 +47,19 @@ std::string dtype_name(torch::Dtype d) {
   }
 }
 
-// A read-only private mapping that lives as long as any tensor made from it.
+// A private copy-on-write mapping that lives as long as any tensor made from it (writable, so
+// that a tensor adopted as a model parameter can be trained in place; the file never changes).
 struct Mapping {
   void* data = MAP_FAILED;
   size_t size = 0;
+  // Drops the resident pages lying wholly inside [p, p + n) (a tensor that is gone: a page it
+  // shares with a neighbour stays), so a tensor copied into a model stops costing memory.
+  void release(const uint8_t* p, size_t n) const {
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+  }
   ~Mapping() {
     if (data != MAP_FAILED && size) ::munmap(data, size);
   }
@@ -74,7 +83,7 @@ std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std:
     throw Error(fmt::format("file is {} bytes, too short for a safetensors header", map->size), file,
                 "the file is truncated");
   }
-  map->data = ::mmap(nullptr, map->size, PROT_READ, MAP_PRIVATE, fd, 0);
+  map->data = ::mmap(nullptr, map->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map->data == MAP_FAILED) throw Error(std::string("mmap failed: ") + std::strerror(errno), file);
   const auto* bytes = static_cast<const uint8_t*>(map->data);
@@ -129,9 +138,12 @@ std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std:
       throw bad(fmt::format("byte size {} does not match dtype {} x shape {} = {} bytes", en - b,
                             e["dtype"].get<std::string>(), e["shape"].dump(), numel * info->size));
     entries.push_back({name, b, en});
-    void* ptr = const_cast<uint8_t*>(bytes + data_start + b);
+    auto* ptr = const_cast<uint8_t*>(bytes + data_start + b);
     auto keep = map;
-    out[name] = torch::from_blob(ptr, shape, [keep](void*) {}, torch::TensorOptions().dtype(info->dtype));
+    const size_t n = en - b;
+    out[name] = torch::from_blob(
+        ptr, shape, [keep, n](void* p) { keep->release(static_cast<const uint8_t*>(p), n); },
+        torch::TensorOptions().dtype(info->dtype));
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < entries.size(); ++i)
