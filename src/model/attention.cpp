@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -26,12 +27,14 @@ DnnlSgemm dnnl_sgemm() {
 
 bool tracked(const torch::Tensor& t) { return t.defined() && t.requires_grad(); }
 
-// Threads sgemm_xw splits a product over: the count configure_threads gave OpenBLAS (whose
-// products these replace; LibTorch's intra-op pool then has one thread). Without OpenBLAS, 1:
-// oneDNN then uses LibTorch's intra-op (OpenMP) threads itself.
+// Threads the products split over: the count configure_threads gave OpenBLAS (whose products
+// these replace; LibTorch's intra-op pool then has one thread). When LibTorch's pool has more than
+// one thread, 1: oneDNN then spreads each product over that pool's OpenMP threads itself (splitting
+// beside a spinning OpenMP team was 4-8x slower on 2 cores, bench_threads). Without OpenBLAS, 1.
 int product_threads() {
   using GetThreads = int (*)();
   static const auto get_blas = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (at::get_num_threads() > 1) return 1;
   return get_blas ? std::max(1, get_blas()) : 1;
 }
 
@@ -43,15 +46,39 @@ void single_openmp_thread() {
   if (set) set(1);
 }
 
-// y (M,N) = x (M,K) · w (N,K)ᵀ, or · w (K,N) when `w_in_out`, + beta·y. With several threads the
-// output columns are split (each thread reads its own rows of w once: the LM head and the token-
-// by-token products of generation are bound by reading w); a thread joins instead of spinning,
-// so a busy machine does not stall the others.
-void sgemm_xw(int64_t M, int64_t N, int64_t K, const float* x, const float* w, bool w_in_out, float beta, float* y) {
+// While the calling thread shares a product with helper threads, its own oneDNN calls run on one
+// OpenMP thread too (else OMP_NUM_THREADS > 1 puts a team beside the helpers: measured 20x
+// slower on 2 cores); the thread's setting is restored afterwards.
+class OneOpenMpThread {
+ public:
+  OneOpenMpThread() {
+    using GetThreads = int (*)();
+    static const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+    saved_ = get ? get() : 0;
+    if (saved_ > 1) single_openmp_thread();
+  }
+  ~OneOpenMpThread() {
+    using SetThreads = void (*)(int);
+    static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+    if (saved_ > 1 && set) set(saved_);
+  }
+  OneOpenMpThread(const OneOpenMpThread&) = delete;
+  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+// C (M,N) = op(A)·op(B) + beta·C, row-major, op = transpose where 'T' (A is (M,K) or (K,M), B is
+// (K,N) or (N,K)). With several threads the output columns are split: each thread reads its own
+// rows of a (N,K) B once (the LM head and generation's token-by-token products are bound by reading
+// the weight), and a thread joins instead of spinning, so a busy machine does not stall the others.
+void sgemm_split(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc) {
   auto sgemm = dnnl_sgemm();
   auto part = [&](int64_t n0, int64_t n) {
-    const float* wp = w_in_out ? w + n0 : w + n0 * K;
-    int rc = sgemm('N', w_in_out ? 'N' : 'T', M, n, K, 1.0f, x, K, wp, w_in_out ? N : K, beta, y + n0, N);
+    const float* bp = tb == 'N' ? B + n0 : B + n0 * ldb;
+    int rc = sgemm(ta, tb, M, n, K, 1.0f, A, lda, bp, ldb, beta, C + n0, ldc);
     TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
   };
   const int64_t threads = std::min<int64_t>(product_threads(), N / 64);
@@ -74,10 +101,188 @@ void sgemm_xw(int64_t M, int64_t N, int64_t K, const float* x, const float* w, b
       }
     });
   }
-  part(0, std::min(N, per));
+  {
+    OneOpenMpThread one;
+    part(0, std::min(N, per));
+  }
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
 }
+
+// y (M,N) = x (M,K) · w (N,K)ᵀ, or · w (K,N) when `w_in_out`, + beta·y.
+void sgemm_xw(int64_t M, int64_t N, int64_t K, const float* x, const float* w, bool w_in_out, float beta, float* y) {
+  sgemm_split('N', w_in_out ? 'N' : 'T', M, N, K, x, K, w, w_in_out ? N : K, beta, y, N);
+}
+
+// y = x·wᵀ for tracked float32 CPU tensors, forward and backward in oneDNN's sgemm: x (M,K)
+// contiguous, w (N,K), or (K,N) when w_in_out. The backward computes dx = dy·w and dw = dyᵀ·x
+// (xᵀ·dy for (K,N) weights), as LibTorch's linear does. (A bias is added outside: LibTorch 1.13's
+// Function::apply cannot take an undefined tensor.)
+class SgemmLinear : public torch::autograd::Function<SgemmLinear> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               bool w_in_out) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["w_in_out"] = w_in_out;
+    const int64_t M = x.size(0), K = x.size(1), N = w_in_out ? w.size(1) : w.size(0);
+    if (K == 0 || M == 0 || N == 0) return torch::zeros({M, N}, x.options());
+    auto y = torch::empty({M, N}, x.options());
+    sgemm_xw(M, N, K, x.data_ptr<float>(), w.data_ptr<float>(), w_in_out, 0.0f, y.data_ptr<float>());
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const bool w_in_out = ctx->saved_data["w_in_out"].toBool();
+    auto g = grads[0].contiguous();  // (M,N)
+    const int64_t M = x.size(0), K = x.size(1), N = g.size(1);
+    const bool empty = M == 0 || N == 0 || K == 0;
+    torch::Tensor dx, dw;
+    if (ctx->needs_input_grad(0)) {
+      dx = empty ? torch::zeros({M, K}, x.options()) : torch::empty({M, K}, x.options());
+      if (!empty)  // dx (M,K) = g (M,N) · w (N,K), or · w (K,N)ᵀ
+        sgemm_split('N', w_in_out ? 'T' : 'N', M, K, N, g.data_ptr<float>(), N, w.data_ptr<float>(), w_in_out ? N : K,
+                    0.0f, dx.data_ptr<float>(), K);
+    }
+    if (ctx->needs_input_grad(1)) {
+      dw = empty ? torch::zeros(w.sizes(), w.options()) : torch::empty(w.sizes(), w.options());
+      if (!empty) {
+        if (w_in_out)  // dw (K,N) = xᵀ (K,M) · g (M,N)
+          sgemm_split('T', 'N', K, N, M, x.data_ptr<float>(), K, g.data_ptr<float>(), N, 0.0f, dw.data_ptr<float>(), N);
+        else  // dw (N,K) = gᵀ (N,M) · x (M,K)
+          sgemm_split('T', 'N', N, K, M, g.data_ptr<float>(), N, x.data_ptr<float>(), K, 0.0f, dw.data_ptr<float>(), K);
+      }
+    }
+    return {dx, dw, torch::Tensor()};
+  }
+};
+
+// Runs body(i) for i in [0, n) on product_threads() threads (the calling one included), each
+// taking a contiguous range; an exception in any is rethrown here.
+template <class F>
+void parallel_ranges(int64_t n, F&& body) {
+  const int64_t threads = std::min<int64_t>(product_threads(), n);
+  if (threads <= 1) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto range = [&](int64_t r) {
+    try {
+      if (r > 0) single_openmp_thread();
+      for (int64_t i = n * r / threads; i < n * (r + 1) / threads; ++i) body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      error = std::current_exception();
+    }
+  };
+  for (int64_t r = 1; r < threads; ++r) pool.emplace_back(range, r);
+  {
+    OneOpenMpThread one;
+    range(0);
+  }
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+void check_sgemm(int rc) { TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc); }
+
+// softmax(scale·q kᵀ + mask) v with its backward, for tracked float32 CPU tensors, in oneDNN's
+// sgemm: q (B,H,T,D), k and v (B,Hkv,S,D) with unit last stride, mask (B|1,1,T,S) additive and
+// not tracked. Returns (B,T,H,D) contiguous (the caller's o_proj input without a copy). The
+// probabilities (B,H,T,S) are kept for the backward, as LibTorch's own softmax and matmul keep
+// them. Backward: dv = Pᵀ·do, dP = do·vᵀ, dS = P ⊙ (dP − Σ_row P ⊙ dP), dq = scale·dS·k,
+// dk = scale·dSᵀ·q; a GQA group's heads add into their shared dk and dv, so the work is split
+// over (batch, kv head) pairs.
+class SgemmAttention : public torch::autograd::Function<SgemmAttention> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q_in,
+                               const torch::Tensor& k_in, const torch::Tensor& v_in, const torch::Tensor& mask_in,
+                               double scale) {
+    auto last_contig = [](const torch::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); };
+    auto q = last_contig(q_in), k = last_contig(k_in), v = last_contig(v_in), mask = last_contig(mask_in);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), Hkv = k.size(1), S = k.size(2);
+    auto probs = torch::empty({B, H, T, S}, q.options());
+    auto out = torch::empty({B, T, H, D}, q.options());
+    const float* qp = q.data_ptr<float>();
+    const float* kp = k.data_ptr<float>();
+    const float* vp = v.data_ptr<float>();
+    const float* mp = mask.data_ptr<float>();
+    float* pp = probs.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    auto sgemm = dnnl_sgemm();
+    parallel_ranges(B * H, [&](int64_t i) {
+      const int64_t b = i / H, h = i % H, kh = h / (H / Hkv), mb = mask.size(0) == 1 ? 0 : b;
+      float* p = pp + i * T * S;
+      auto scores = torch::empty({T, S}, q.options());  // LibTorch's vectorised softmax reads it into p
+      float* sc = scores.data_ptr<float>();
+      for (int64_t t = 0; t < T; ++t) std::copy_n(mp + mb * mask.stride(0) + t * mask.stride(2), S, sc + t * S);
+      const float* a = qp + b * q.stride(0) + h * q.stride(1);
+      const float* kk = kp + b * k.stride(0) + kh * k.stride(1);
+      check_sgemm(sgemm('N', 'T', T, S, D, static_cast<float>(scale), a, q.stride(2), kk, k.stride(2), 1.0f, sc, S));
+      auto pv = probs.view({B * H, T, S}).select(0, i);
+      at::_softmax_out(pv, scores, 1, false);
+      const float* vv = vp + b * v.stride(0) + kh * v.stride(1);
+      check_sgemm(sgemm('N', 'N', T, D, S, 1.0f, p, S, vv, v.stride(2), 0.0f, op + (b * T * H + h) * D, H * D));
+    });
+    ctx->save_for_backward({q, k, v, probs});
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    auto g = grads[0].contiguous();  // (B,T,H,D)
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), Hkv = k.size(1), S = k.size(2);
+    const int64_t group = H / Hkv;
+    auto dq = torch::empty({B, H, T, D}, q.options());
+    auto dk = torch::zeros({B, Hkv, S, D}, q.options()), dv = torch::zeros({B, Hkv, S, D}, q.options());
+    const float* qp = q.data_ptr<float>();
+    const float* kp = k.data_ptr<float>();
+    const float* vp = v.data_ptr<float>();
+    const float* pp = probs.data_ptr<float>();
+    const float* gp = g.data_ptr<float>();
+    float* dqp = dq.data_ptr<float>();
+    float* dkp = dk.data_ptr<float>();
+    float* dvp = dv.data_ptr<float>();
+    auto sgemm = dnnl_sgemm();
+    parallel_ranges(B * Hkv, [&](int64_t i) {
+      const int64_t b = i / Hkv, kh = i % Hkv;
+      std::vector<float> ds(static_cast<size_t>(T * S));
+      const float* kk = kp + b * k.stride(0) + kh * k.stride(1);
+      const float* vv = vp + b * v.stride(0) + kh * v.stride(1);
+      float* dkk = dkp + i * S * D;
+      float* dvv = dvp + i * S * D;
+      for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+        const float* p = pp + (b * H + h) * T * S;
+        const float* go = gp + (b * T * H + h) * D;  // rows of do, stride H·D
+        const float* qq = qp + b * q.stride(0) + h * q.stride(1);
+        check_sgemm(sgemm('T', 'N', S, D, T, 1.0f, p, S, go, H * D, 1.0f, dvv, D));            // dv += Pᵀ do
+        check_sgemm(sgemm('N', 'T', T, S, D, 1.0f, go, H * D, vv, v.stride(2), 0.0f, ds.data(), S));  // dP
+        for (int64_t t = 0; t < T; ++t) {  // dS = P ⊙ (dP − Σ P ⊙ dP)
+          const float* pr = p + t * S;
+          float* dr = ds.data() + t * S;
+          float dot = 0;
+          for (int64_t s2 = 0; s2 < S; ++s2) dot += pr[s2] * dr[s2];
+          for (int64_t s2 = 0; s2 < S; ++s2) dr[s2] = pr[s2] * (dr[s2] - dot);
+        }
+        check_sgemm(sgemm('N', 'N', T, D, S, scale, ds.data(), S, kk, k.stride(2), 0.0f,
+                          dqp + (b * H + h) * T * D, D));                                      // dq = scale dS k
+        check_sgemm(sgemm('T', 'N', S, D, T, scale, ds.data(), S, qq, q.stride(2), 1.0f, dkk, D));  // dk += scale dSᵀ q
+      }
+    });
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor()};
+  }
+
+};
 
 torch::Tensor torch_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, bool w_in_out) {
   if (!w_in_out) return torch::nn::functional::linear(x, w, bias);
@@ -104,11 +309,17 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
                    (!bias.defined() || bias.scalar_type() == torch::kFloat32);
   const bool grad = torch::GradMode::is_enabled() && (tracked(x) || tracked(w) || tracked(bias));
   auto sgemm = dnnl_sgemm();
-  if (!fast_kernels() || !sgemm || !f32 || grad || !x.device().is_cpu() || w.dim() != 2 || !w.is_contiguous() ||
-      x.dim() < 1)
+  if (!fast_kernels() || !sgemm || !f32 || !x.device().is_cpu() || w.dim() != 2 || !w.is_contiguous() || x.dim() < 1)
     return torch_linear(x, w, bias, w_in_out);
   const int64_t K = x.size(-1), N = w_in_out ? w.size(1) : w.size(0);
   TORCH_CHECK(K == (w_in_out ? w.size(0) : w.size(1)), "linear: x has ", K, " features, the weight ", w.sizes());
+  if (grad) {  // training: the same products, with their backward, through autograd
+    auto y = SgemmLinear::apply(x.reshape({-1, K}).contiguous(), w, w_in_out);
+    if (bias.defined()) y = y + bias;
+    auto sizes = x.sizes().vec();
+    sizes.back() = N;
+    return y.view(sizes);
+  }
   auto x2 = x.reshape({-1, K}).contiguous();  // (M,K)
   const int64_t M = x2.size(0);
   torch::Tensor y;  // (M,N)
@@ -191,8 +402,10 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k_in
   const bool f32 = q.scalar_type() == torch::kFloat32 && k_in.scalar_type() == torch::kFloat32 &&
                    v_in.scalar_type() == torch::kFloat32 && add_mask.scalar_type() == torch::kFloat32;
   const bool grad = torch::GradMode::is_enabled() && (tracked(q) || tracked(k_in) || tracked(v_in));
-  if (fast_kernels() && dnnl_sgemm() && f32 && !grad && q.device().is_cpu() && T > 0 && S > 0 && D > 0)
-    return fused_attention(q, k_in, v_in, add_mask, scale);
+  if (fast_kernels() && dnnl_sgemm() && f32 && q.device().is_cpu() && T > 0 && S > 0 && D > 0) {
+    if (!grad) return fused_attention(q, k_in, v_in, add_mask, scale);
+    return SgemmAttention::apply(q, k_in, v_in, add_mask.detach(), scale).permute({0, 2, 1, 3});
+  }
   auto k = k_in, v = v_in;
   if (Hkv != H) {  // GQA: query head h uses kv head h / (H/Hkv)
     k = k.unsqueeze(2).expand({B, Hkv, H / Hkv, S, D}).reshape({B, H, S, D});
