@@ -75,6 +75,41 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // (..., D): [-x2, x1]
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// Appends x (B,Hkv,T,D) to a KV-cache slot (B,Hkv,L,D) and returns the slot, now (B,Hkv,L+T,D).
+// The slot is a prefix view (positions [0, L) of dim 2) of a buffer (B,Hkv,cap,D) with room to
+// grow, so a decoding step copies its T new positions instead of all L + T (torch::cat per token:
+// at 8 streams × 256 positions, 48 MB a step on the 58M Llama, measured). The buffer grows by a
+// quarter (at least 128 positions) when full. A slot that is not such a view, or that anything
+// else holds (a copied KvCache, a caller's reference), is never written: it is copied into a new
+// buffer, so caches never alias. Inference only (no autograd through the in-place copies).
+torch::Tensor append_cached(torch::Tensor& slot, const torch::Tensor& x) {
+  const int64_t B = x.size(0), Hkv = x.size(1), T = x.size(2), D = x.size(3);
+  const int64_t L = slot.defined() ? slot.size(2) : 0;
+  bool room = false;
+  if (slot.defined() && slot.dim() == 4 && slot.size(0) == B && slot.size(1) == Hkv && slot.size(3) == D &&
+      slot.scalar_type() == x.scalar_type() && slot.device() == x.device() && slot.use_count() == 1 &&
+      slot.storage().use_count() == 1 && slot.storage_offset() == 0 && slot.stride(3) == 1 && slot.stride(2) == D &&
+      D > 0 && slot.stride(1) % D == 0) {
+    const int64_t cap = slot.stride(1) / D;
+    room = cap >= L + T && slot.stride(0) == Hkv * cap * D &&
+           static_cast<int64_t>(slot.storage().nbytes()) >= B * Hkv * cap * D * slot.element_size();
+  }
+  if (!room) {
+    const int64_t cap = L + T + std::max<int64_t>(128, (L + T) / 4);
+    auto buf = torch::empty({B, Hkv, cap, D}, x.options());
+    if (L > 0) buf.narrow(2, 0, L).copy_(slot);
+    slot = buf;
+  }
+  const int64_t cap = slot.stride(1) / D;
+  // The same storage seen with L + T positions, by set_ rather than as a view: a view would keep
+  // its base (and so a second reference to the storage) alive.
+  auto grown = torch::empty({0}, x.options());
+  grown.set_(slot.storage(), 0, {B, Hkv, L + T, D}, {Hkv * cap * D, cap * D, D, 1});
+  slot = grown;
+  slot.narrow(2, L, T).copy_(x);
+  return slot;
+}
+
 }  // namespace
 
 struct CausalLmImpl::Impl {
@@ -355,7 +390,10 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
       q = rope(q, local ? cos_local : cos, local ? sin_local : sin);
       k = rope(k, local ? cos_local : cos, local ? sin_local : sin);
     }
-    if (cache) {
+    if (cache && !torch::GradMode::is_enabled()) {  // inference: append into buffers with room
+      k = append_cached(cache->k[li], k);
+      v = append_cached(cache->v[li], v);
+    } else if (cache) {
       if (cache->k[li].defined()) {
         k = torch::cat({cache->k[li], k}, 2);
         v = torch::cat({cache->v[li], v}, 2);
