@@ -156,7 +156,11 @@ DemoPlan demo_plan(const std::string& scale) {
     p.world_scale = "default";
     p.pretrain_steps = 1900;
     p.dpo_max_steps = 80;
-    p.betas = {0.03, 0.1, 0.5};
+    // β: on the 1.6.0 base (seed 1234, 60 items) β 0.1 refused 0.967 of the held-out harmful
+    // prompts but answered 0.750 of the borderline-benign ones; β 0.3 0.983 / 0.817, β 0.4
+    // 0.917 / 0.950 (2026-12-06): the stronger pull to the reference keeps the answers.
+    p.beta = 0.35;
+    p.betas = {0.1, 0.35, 1.0};
     p.lambdas = {0.0, 1.0, 10.0};
     p.interp_ts = {0.25, 0.5, 0.75};
     p.n_seeds = 3;
