@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "gguf/gguf.h"
+#include "fork_run.h"
 #include "model/model.h"
 
 using namespace atax;
@@ -36,21 +37,7 @@ namespace {
 // Runs `child` in a forked process; true when it exits with status 0.
 template <class F>
 bool in_child(F&& child) {
-  std::cout.flush();  // the child must not print the parent's buffered lines again
-  pid_t pid = fork();
-  if (pid == 0) {
-    int rc = 1;
-    try {
-      rc = child();
-    } catch (const std::exception& e) {
-      std::cerr << e.what() << "\n";
-    }
-    std::cout.flush();
-    _exit(rc);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return bench::run_forked(std::forward<F>(child)).ok;
 }
 
 // Runs program `argv[0]` with stdout and stderr into `log`; true on exit status 0.
@@ -74,10 +61,7 @@ double jsonl_number(const std::string& log, const std::string& key) {
   return at == std::string::npos ? std::nan("") : std::atof(text.c_str() + at + needle.size());
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? std::nan("") : v[v.size() / 2];
-}
+using bench::median;
 
 std::string ratio(double a, double b) { return std::isnan(a) || std::isnan(b) ? "-" : fmt::format("{:.2f}x", a / b); }
 

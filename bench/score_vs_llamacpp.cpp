@@ -28,45 +28,18 @@
 
 #include "gguf/gguf.h"
 #include "model/attention.h"
+#include "fork_run.h"
 #include "model/model.h"
 
 using namespace atax;
 
 namespace {
-struct Run {
-  double seconds = 0, peak_mb = 0;
-  bool ok = false;
-};
+using bench::median;
+using Run = bench::ForkRun;
 
-// Runs `child` in a forked process; its exit status 0 means success.
 template <class F>
 Run in_child(F&& child) {
-  std::cout.flush();  // the child must not print the parent's buffered lines again
-  double t0 = now_seconds();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int rc = 1;
-    try {
-      rc = child();
-    } catch (const std::exception& e) {
-      std::cerr << e.what() << "\n";
-    }
-    std::cout.flush();
-    _exit(rc);
-  }
-  int status = 0;
-  rusage ru{};
-  wait4(pid, &status, 0, &ru);
-  Run r;
-  r.seconds = now_seconds() - t0;
-  r.peak_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;
-  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  return r;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
+  return bench::run_forked(std::forward<F>(child));
 }
 
 // llama-perplexity's windows over `tokens` (BOS first): chunk c is tokens[c·n, (c+1)·n) with its

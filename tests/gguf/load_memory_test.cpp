@@ -14,7 +14,7 @@
 using namespace atax;
 using namespace gguf_test;
 using atax::testing::in_child;
-using atax::testing::status_mb;
+using atax::testing::load_growth_mb;
 
 namespace {
 
@@ -85,12 +85,8 @@ TEST_F(GgufLoadMemoryTest, Float32GgufLoadHoldsOneCopyOfTheWeights) {
   ASSERT_GT(file_mb, 55);
   // The same load path on a small file first (code and libraries paged in on first use are not
   // counted); then the peak over the load against the resident size before it.
-  const double growth = in_child([&] {
-    load_gguf_model(root_ / "small.gguf", LoadOptions{"cpu"});
-    const double before = status_mb("VmRSS");
-    LoadedModel m = load_gguf_model(root_ / "wide.gguf", LoadOptions{"cpu"});
-    return status_mb("VmHWM") - before;
-  });
+  const double growth = load_growth_mb([&] { return load_gguf_model(root_ / "small.gguf", LoadOptions{"cpu"}); },
+                                       [&] { return load_gguf_model(root_ / "wide.gguf", LoadOptions{"cpu"}); });
   ASSERT_FALSE(std::isnan(growth));
   std::cout << "float32 GGUF of " << file_mb << " MB: peak resident growth over the load " << growth << " MB\n";
   // One copy plus the un-permuted q/k (8% of this file). The old load held the mapping, the

@@ -10,7 +10,7 @@
 
 using namespace atax;
 using atax::testing::in_child;
-using atax::testing::status_mb;
+using atax::testing::load_growth_mb;
 
 namespace {
 
@@ -54,12 +54,8 @@ TEST_F(LoadMemoryTest, HfFolderLoadHoldsOneCopyOfTheWeights) {
   ASSERT_GT(file_mb, 55);
   // The same load path on a small model first, so that code and libraries paged in on first use
   // are not counted; then the peak over the load against the resident size before it.
-  const double growth = in_child([&] {
-    load_model(root_ / "small", LoadOptions{"cpu"});
-    const double before = status_mb("VmRSS");
-    LoadedModel m = load_model(root_ / "wide", LoadOptions{"cpu"});
-    return status_mb("VmHWM") - before;
-  });
+  const double growth = load_growth_mb([&] { return load_model(root_ / "small", LoadOptions{"cpu"}); },
+                                       [&] { return load_model(root_ / "wide", LoadOptions{"cpu"}); });
   ASSERT_FALSE(std::isnan(growth));
   std::cout << "HF folder of " << file_mb << " MB: peak resident growth over the load " << growth << " MB\n";
   // One copy: the mapped file (its pages are the parameters) plus tokenizer-free bookkeeping. The

@@ -50,4 +50,16 @@ double in_child(F&& f) {
   return v;
 }
 
+// The peak resident growth in MB over `load_wide()`, in a forked child, after `load_small()` took the
+// same load path once (code and libraries paged in on first use are not counted); NaN on failure.
+template <class Small, class Wide>
+double load_growth_mb(Small&& load_small, Wide&& load_wide) {
+  return in_child([&] {
+    load_small();
+    const double before = status_mb("VmRSS");
+    auto held = load_wide();  // held until the peak is read
+    return status_mb("VmHWM") - before;
+  });
+}
+
 }  // namespace atax::testing
