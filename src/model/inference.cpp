@@ -14,12 +14,13 @@ namespace atax {
 
 namespace {
 
-// Padded positions one scoring forward pass holds (activations ~ kBatchTokens × F floats). 1024,
+// Padded positions one scoring forward pass holds (activations ~ kBatchTokens × F floats). 512,
 // not 4096: with loading down to one copy of the weights, activations set the peak (58M Llama,
 // 256-token windows: 559 MB at 4096, 425 at 1024, 413 at 512; scoring time the same within noise).
-constexpr int64_t kBatchTokens = 1024;
-// Logits held at once while scoring (16 MB of float32).
-constexpr int64_t kLogitFloats = int64_t{1} << 22;
+constexpr int64_t kBatchTokens = 512;
+// Logits held at once while scoring (8 MB of float32; with 512 positions: 399 MB, 1.45x
+// llama-perplexity's peak, against 419 MB at 16 MB and 1024; speed the same within noise).
+constexpr int64_t kLogitFloats = int64_t{1} << 21;
 
 torch::Device model_device(CausalLm& net) { return net->parameters().front().device(); }
 
