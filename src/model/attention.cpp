@@ -1,5 +1,6 @@
-// Inference kernels: oneDNN's sgemm behind linear(), blocked causal attention (autograd flows
-// through the blocks when it is tracked).
+// The float32 CPU kernels of the model: oneDNN's sgemm behind linear() and causal attention, in
+// inference and (with their own backward) in training, split over a worker pool; LibTorch's own
+// path for everything else.
 #include "model/attention.h"
 
 #include <dlfcn.h>
@@ -50,29 +51,6 @@ void single_openmp_thread() {
   if (set) set(1);
 }
 
-// While the calling thread shares a product with helper threads, its own oneDNN calls run on one
-// OpenMP thread too (else OMP_NUM_THREADS > 1 puts a team beside the helpers: measured 20x
-// slower on 2 cores); the thread's setting is restored afterwards.
-class OneOpenMpThread {
- public:
-  OneOpenMpThread() {
-    using GetThreads = int (*)();
-    static const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-    saved_ = get ? get() : 0;
-    if (saved_ > 1) single_openmp_thread();
-  }
-  ~OneOpenMpThread() {
-    using SetThreads = void (*)(int);
-    static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-    if (saved_ > 1 && set) set(saved_);
-  }
-  OneOpenMpThread(const OneOpenMpThread&) = delete;
-  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
-
- private:
-  int saved_ = 0;
-};
-
 // Worker threads that the split products reuse (starting a thread per product cost ~2-3 ms per
 // generated token on the 58M model: 2-thread decoding ran slower than 1-thread). A worker waits on
 // a condition variable, so an idle or busy machine is not stalled by spinning. One pool per
@@ -88,9 +66,9 @@ class ProductPool {
     return *pool;
   }
 
-  // Runs part(r) for r in [0, n): r = 0 on the calling thread (one OpenMP thread meanwhile), the
-  // others on workers; returns when all are done and rethrows the first exception. A call made
-  // while another is running (a nested or concurrent one) runs its parts in turn on the caller.
+  // Runs part(r) for r in [0, n): r = 0 on the calling thread, the others on workers; returns
+  // when all are done and rethrows the first exception. A call made while another is running (a
+  // nested or concurrent one) runs its parts in turn on the caller.
   void run(int n, const std::function<void(int)>& part) {
     std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
     if (!busy.owns_lock() || n <= 1) {
@@ -112,8 +90,7 @@ class ProductPool {
     cv_.notify_all();
     std::exception_ptr mine;
     try {
-      OneOpenMpThread one;
-      part(0);
+      part(0);  // the caller's OpenMP team has one thread: product_threads() splits only then
     } catch (...) {
       mine = std::current_exception();
     }
