@@ -1,5 +1,6 @@
 // Loaders for the published benchmark formats (MMLU CSV, GSM8K JSONL, HumanEval JSONL,
-// TruthfulQA mc_task.json, BBQ JSONL, XSTest / HarmBench / AdvBench CSV, creativity JSONL).
+// TruthfulQA mc_task.json, BBQ JSONL, XSTest / HarmBench / AdvBench CSV, creativity JSONL,
+// AllenAI's multiple-choice JSONL of ARC, CommonsenseQA and OpenBookQA).
 // Each returns documents with normalised fields (documented in eval.h) and records every file it
 // read with its sha256 so a result can name the exact bytes it came from.
 #include <algorithm>
@@ -369,6 +370,90 @@ Dataset load_bbq(const fs::path& path, const std::vector<std::string>& subsets) 
   return out;
 }
 
+// ---- AllenAI multiple-choice JSONL (ARC, CommonsenseQA, OpenBookQA) --------------------------
+
+// The file of `split`: `path` itself, options.files[split] inside it, or <path>/<split>.jsonl[.gz].
+fs::path allenai_mc_file(const fs::path& path, const std::string& split, const json& options) {
+  if (fs::is_regular_file(path)) return path;
+  if (options.contains("files") && options["files"].is_object() && options["files"].contains(split)) {
+    if (!options["files"][split].is_string())
+      throw Error("dataset.options.files." + split + " is not a file name", path.string(),
+                  "map each split to its file, e.g. {\"test\": \"ARC-Challenge-Test.jsonl\"}");
+    fs::path f = path / options["files"][split].get<std::string>();
+    if (!fs::is_regular_file(f))
+      throw Error("the " + split + " split's file not found", f.string(), "check --data-dir and the task's dataset.options.files");
+    return f;
+  }
+  return file_in(path, {split + ".jsonl", split + ".jsonl.gz"}, "the " + split + " split");
+}
+
+Dataset load_allenai_mc(const fs::path& path, const std::string& split, const json& options) {
+  const fs::path file = allenai_mc_file(path, split, options);
+  const std::string fname = file.string();
+  std::string bytes = read_maybe_gzip(file);
+  Dataset out;
+  std::set<std::string> ids;
+  const std::string shape = "expected {\"id\", \"question\": {\"stem\", \"choices\": [{\"text\", \"label\"}, ...]}, \"answerKey\"}";
+  parse_jsonl_text<json>(strip_bom(bytes), fname, [&](const json& j, int64_t line) {
+    auto fail = [&](const std::string& what) -> void { throw Error(what, fname, shape, line); };
+    // A string (or integer) field of `o`, named by its path in the record when it is not one.
+    auto text_at = [&](const json& o, const std::string& key, const std::string& path) -> std::string {
+      auto it = o.find(key);
+      if (it == o.end()) fail("missing field \"" + path + "\"");
+      if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+      if (!it->is_string()) fail("field \"" + path + "\" is not a string");
+      return it->get<std::string>();
+    };
+    const std::string id = text_at(j, "id", "id");
+    if (!ids.insert(id).second) fail("duplicate id \"" + id + "\"");
+    if (!j.contains("question") || !j["question"].is_object()) fail("field \"question\" is not an object");
+    const json& q = j["question"];
+    const std::string stem = text_at(q, "stem", "question.stem");
+    if (!q.contains("choices") || !q["choices"].is_array()) fail("field \"question.choices\" is not an array");
+    const json& cj = q["choices"];
+    if (cj.size() < 2 || cj.size() > 26)
+      fail("field \"question.choices\" has " + std::to_string(cj.size()) + " options (2 to 26 expected)");
+    json texts = json::array(), labels = json::array(), letters = json::array();
+    std::string block;
+    for (size_t k = 0; k < cj.size(); ++k) {
+      const std::string at = "question.choices[" + std::to_string(k) + "]";
+      if (!cj[k].is_object()) fail("field \"" + at + "\" is not an object");
+      const std::string text = text_at(cj[k], "text", at + ".text");
+      const std::string label = text_at(cj[k], "label", at + ".label");
+      for (const auto& l : labels)
+        if (l == label) fail("field \"" + at + ".label\": label \"" + label + "\" appears twice");
+      const std::string letter(1, static_cast<char>('A' + k));
+      texts.push_back(text);
+      labels.push_back(label);
+      letters.push_back(letter);
+      block += (k ? "\n " : " ") + letter + ". " + text;  // OLMES's MCF listing: " A. text" per line
+    }
+    const std::string key = text_at(j, "answerKey", "answerKey");
+    int answer = -1;
+    for (size_t k = 0; k < labels.size(); ++k)
+      if (labels[k] == key) answer = static_cast<int>(k);
+    if (answer < 0)
+      fail("field \"answerKey\": \"" + key + "\" is not one of the choices' labels (" +
+           join(labels.get<std::vector<std::string>>(), ", ") + ")");
+    json f;
+    f["id"] = id;
+    f["question"] = stem;
+    f["choices"] = texts;
+    f["labels"] = labels;
+    f["letters"] = letters;
+    f["options_block"] = block;
+    f["n_choices"] = static_cast<int>(texts.size());
+    f["answer"] = answer;
+    f["answer_label"] = key;
+    f["answer_letter"] = letters[static_cast<size_t>(answer)];
+    f["answer_text"] = texts[static_cast<size_t>(answer)];
+    if (j.contains("fact1")) f["fact1"] = text_at(j, "fact1", "fact1");  // OpenBookQA's "additional" release
+    out.docs.push_back(Doc{id, std::move(f)});
+  });
+  out.files.push_back(record_file(file, bytes, static_cast<int64_t>(out.docs.size())));
+  return out;
+}
+
 // ---- CSV prompt sets -------------------------------------------------------------------------
 
 std::string col_or(const CsvTable& t, size_t r, const std::string& col, const std::string& dflt = {}) {
@@ -508,8 +593,8 @@ std::string gsm8k_gold(const std::string& answer) {
 }
 
 std::vector<std::string> dataset_formats() {
-  return {"mmlu_csv",  "gsm8k_jsonl",   "humaneval_jsonl", "truthfulqa_mc_json", "bbq_jsonl",
-          "xstest_csv", "harmbench_csv", "advbench_csv",    "creativity_jsonl"};
+  return {"mmlu_csv",   "gsm8k_jsonl",   "humaneval_jsonl", "truthfulqa_mc_json", "bbq_jsonl",
+          "xstest_csv", "harmbench_csv", "advbench_csv",    "creativity_jsonl",   "allenai_mc_jsonl"};
 }
 
 Dataset load_dataset(const std::string& format, const fs::path& path, const std::string& split,
@@ -524,6 +609,7 @@ Dataset load_dataset(const std::string& format, const fs::path& path, const std:
   else if (format == "harmbench_csv") ds = load_harmbench(path, split, options);
   else if (format == "advbench_csv") ds = load_advbench(path);
   else if (format == "creativity_jsonl") ds = load_creativity(path, subsets);
+  else if (format == "allenai_mc_jsonl") ds = load_allenai_mc(path, split, options);
   else
     throw Error("unknown dataset format \"" + format + "\"", {}, "known formats: " + join(dataset_formats(), ", "));
   return ds;

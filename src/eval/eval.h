@@ -81,6 +81,13 @@ struct Dataset {
 //   creativity_jsonl  <path>/*.jsonl (subsets = file stems) or a file; {prompt, constraints:
 //                   [{type, value}]}. Fields: prompt, constraints, subset. Id "<stem>/<row>" or
 //                   the record's "id".
+//   allenai_mc_jsonl  AllenAI's multiple-choice JSONL (ARC, CommonsenseQA, OpenBookQA): {id, question:
+//                   {stem, choices: [{text, label}, ...]}, answerKey[, fact1]}; 2-26 options, labels
+//                   "A".. or "1".. . The file: `path` itself, <path>/<options.files[split]>, or
+//                   <path>/<split>.jsonl[.gz]. Fields: id, question (the stem), choices (texts),
+//                   labels (as published), letters ("A".. by position), options_block (OLMES's MCF
+//                   listing " A. text\n B. text..."), n_choices, answer (index), answer_label,
+//                   answer_letter, answer_text, fact1 (when present). Id = the record's id.
 // Fails with Error naming the file (and line) for a missing file or a malformed record.
 Dataset load_dataset(const std::string& format, const fs::path& path, const std::string& split,
                      const std::vector<std::string>& subsets = {}, const json& options = json::object());
@@ -119,6 +126,10 @@ struct ChoiceSetSpec {
 // One reported metric. Kinds:
 //   acc, acc_norm      multiple choice: argmax log p (acc_norm: of log p / UTF-8 byte length of the
 //                      continuation) is a gold choice. Item score 1/0.
+//   acc_uncond         multiple choice, PMI-normalised (OLMES's acc_uncond, Gu et al. 2024): argmax of
+//                      log p(option | prompt) − log p(option | unconditional context) is a gold choice;
+//                      the context is options.unconditional_context (default "Answer:"). Only a task
+//                      that names this metric sends the unconditional requests. Item score 1/0.
 //   mc2                TruthfulQA MC2: Σ_true p / Σ_all p over the choice set (p = exp log p).
 //   bbq_bias_ambig     BBQ, ambiguous contexts: +1 biased answer, −1 anti-biased, 0 unknown. Mean =
 //                      (1 − acc_ambig)·s_DIS(ambig) = s_AMB of Parrish et al. 2022.
@@ -234,13 +245,16 @@ std::string render_template(const std::string& tmpl, const json& fields, const s
 // Index of the largest value (the first on ties); -1 for an empty vector.
 int argmax(const std::vector<double>& v);
 
-// Multiple-choice predictions: acc = argmax log p; acc_norm = argmax log p / bytes(continuation).
+// Multiple-choice predictions: acc = argmax log p; acc_norm = argmax log p / bytes(continuation);
+// acc_uncond = argmax (log p − unconditional log p), -1 when `uncond_logprobs` is empty. Fails
+// with Error if `uncond_logprobs` is neither empty nor as long as `logprobs`.
 struct McPrediction {
   int pred = -1;
   int pred_norm = -1;
+  int pred_uncond = -1;
 };
-McPrediction predict_multiple_choice(const std::vector<double>& logprobs,
-                                     const std::vector<std::string>& continuations);
+McPrediction predict_multiple_choice(const std::vector<double>& logprobs, const std::vector<std::string>& continuations,
+                                     const std::vector<double>& uncond_logprobs = {});
 
 // TruthfulQA MC2: probability mass on the true answers, normalised over all answers.
 double mc2_score(const std::vector<double>& logprobs, const std::vector<int>& labels);

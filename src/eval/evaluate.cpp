@@ -40,10 +40,12 @@ std::vector<DocOutcome> outcomes_of(const TaskRun& run, const Pools& pools, cons
     DocOutcome& o = outcomes[di];
     if (t.output_type == OutputType::kMultipleChoice) {
       for (const auto& [name, cs] : plan.choice_sets) {
-        std::vector<double> lp;
+        std::vector<double> lp, lp_uncond;
         for (size_t r : cs.req) lp.push_back(pools.ll.results[r].logprob);
-        o.preds[name] = predict_multiple_choice(lp, cs.continuations);
+        for (size_t r : cs.req_uncond) lp_uncond.push_back(pools.ll.results[r].logprob);
+        o.preds[name] = predict_multiple_choice(lp, cs.continuations, lp_uncond);
         o.logprobs[name] = std::move(lp);
+        if (!cs.req_uncond.empty()) o.logprobs_uncond[name] = std::move(lp_uncond);
       }
       continue;
     }

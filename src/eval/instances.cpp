@@ -230,6 +230,14 @@ void plan_task(const TaskSpec& t, LanguageModel& model, const EvalOptions& opt, 
         ChoiceSet cs = build_choice_set(t, spec, *d, delim);
         for (const auto& c : cs.continuations)
           cs.req.push_back(pools.ll.add({plan.prompt, c}, {{"context", plan.prompt}, {"continuation", c}, {"scope", scope}}));
+        // PMI (acc_uncond): the same continuations after the unconditional context alone, as
+        // ordinary requests (deduplicated and cached on their own context like any other).
+        if (auto uncond = unconditional_context_for(t, name)) {
+          cs.uncond_context = *uncond;
+          for (const auto& c : cs.continuations)
+            cs.req_uncond.push_back(
+                pools.ll.add({*uncond, c}, {{"context", *uncond}, {"continuation", c}, {"scope", scope}}));
+        }
         plan.choice_sets[name] = std::move(cs);
       }
     } else {

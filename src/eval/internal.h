@@ -86,6 +86,10 @@ struct ChoiceSet {
   std::vector<std::string> continuations;
   std::vector<int> labels;  // 1 = a gold answer
   std::vector<size_t> req;  // into LlPool
+  // acc_uncond (PMI): each continuation after `uncond_context` alone, into LlPool; empty unless a
+  // metric of the task asks for acc_uncond on this choice set.
+  std::string uncond_context;
+  std::vector<size_t> req_uncond;
 };
 
 struct DocPlan {
@@ -137,7 +141,8 @@ std::string apply_filter(const FilterSpec& f, std::string s);
 
 // What one document's responses came to, per choice set / filter.
 struct DocOutcome {
-  std::map<std::string, std::vector<double>> logprobs;  // per choice set
+  std::map<std::string, std::vector<double>> logprobs;         // per choice set
+  std::map<std::string, std::vector<double>> logprobs_uncond;  // per choice set with acc_uncond
   std::map<std::string, McPrediction> preds;
   std::string response;
   std::map<std::string, std::string> filtered;  // per filter
@@ -174,6 +179,13 @@ struct MetricDef {
 
 // The registry entry of `metric`; nullptr when there is none.
 const MetricDef* find_metric_def(const std::string& metric);
+
+// The unconditional context of an acc_uncond metric (options.unconditional_context, else OLMES's
+// "Answer:").
+std::string unconditional_context(const MetricSpec& m);
+// The unconditional context the task's acc_uncond metrics on `choice_set` use; nullopt when none
+// asks for acc_uncond there (then no unconditional request is made).
+std::optional<std::string> unconditional_context_for(const TaskSpec& t, const std::string& choice_set);
 
 bool doc_matches(const json& fields, const std::map<std::string, std::string>& where);
 

@@ -25,6 +25,11 @@ std::optional<double> acc(const ItemContext& c) { return choices_of(c).labels[st
 std::optional<double> acc_norm(const ItemContext& c) {
   return choices_of(c).labels[static_cast<size_t>(pred_of(c).pred_norm)] ? 1.0 : 0.0;
 }
+std::optional<double> acc_uncond(const ItemContext& c) {
+  const int pred = pred_of(c).pred_uncond;
+  if (pred < 0) return std::nullopt;
+  return choices_of(c).labels[static_cast<size_t>(pred)] ? 1.0 : 0.0;
+}
 std::optional<double> mc2(const ItemContext& c) {
   return mc2_score(c.outcome.logprobs.at(c.metric.choice_set), choices_of(c).labels);
 }
@@ -59,6 +64,7 @@ const std::vector<MetricDef>& registry() {
   static const std::vector<MetricDef> r = {
       {"acc", {O::kMultipleChoice}, acc, gold_share, nullptr, false},
       {"acc_norm", {O::kMultipleChoice}, acc_norm, gold_share, nullptr, false},
+      {"acc_uncond", {O::kMultipleChoice}, acc_uncond, gold_share, nullptr, false},
       {"mc2", {O::kMultipleChoice}, mc2, gold_share, nullptr, false},
       {"bbq_bias_ambig", {O::kMultipleChoice}, bias_ambig, nullptr, nullptr, false, MetricDef::Direction::kLower},
       {"bbq_bias_disambig", {O::kMultipleChoice}, bias_disambig, nullptr, disambig_resolved, false,
@@ -79,6 +85,16 @@ const MetricDef* find_metric_def(const std::string& metric) {
   for (const auto& d : registry())
     if (d.name == metric) return &d;
   return nullptr;
+}
+
+std::string unconditional_context(const MetricSpec& m) {
+  return m.options.value("unconditional_context", std::string("Answer:"));
+}
+
+std::optional<std::string> unconditional_context_for(const TaskSpec& t, const std::string& choice_set) {
+  for (const auto& m : t.metrics)
+    if (m.metric == "acc_uncond" && m.choice_set == choice_set) return unconditional_context(m);
+  return std::nullopt;
 }
 
 bool doc_matches(const json& fields, const std::map<std::string, std::string>& where) {

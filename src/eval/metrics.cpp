@@ -100,8 +100,17 @@ int argmax(const std::vector<double>& v) {
   return best;
 }
 
-McPrediction predict_multiple_choice(const std::vector<double>& logprobs, const std::vector<std::string>& continuations) {
+McPrediction predict_multiple_choice(const std::vector<double>& logprobs, const std::vector<std::string>& continuations,
+                                     const std::vector<double>& uncond_logprobs) {
   McPrediction p;
+  if (!uncond_logprobs.empty()) {
+    if (uncond_logprobs.size() != logprobs.size())
+      throw Error("acc_uncond: " + std::to_string(uncond_logprobs.size()) + " unconditional log-probs for " +
+                  std::to_string(logprobs.size()) + " options");
+    std::vector<double> pmi(logprobs.size());
+    for (size_t i = 0; i < logprobs.size(); ++i) pmi[i] = logprobs[i] - uncond_logprobs[i];
+    p.pred_uncond = argmax(pmi);
+  }
   p.pred = argmax(logprobs);
   std::vector<double> norm(logprobs.size());
   for (size_t i = 0; i < logprobs.size(); ++i) {

@@ -10,16 +10,27 @@ json sample_record(const TaskRun& run, size_t di, const DocOutcome& o, const Poo
   json s = {{"doc_id", plan.doc->id}, {"doc", plan.doc->fields}, {"prompt", plan.prompt}, {"target", plan.target}};
   if (!plan.breakdown.empty()) s["subtask"] = t.name + "/" + plan.breakdown;
   if (t.output_type == OutputType::kMultipleChoice) {
-    json args = json::object(), resps = json::object(), preds = json::object();
+    json args = json::object(), resps = json::object(), preds = json::object(), uncond = json::object();
     for (const auto& [name, cs] : plan.choice_sets) {
       args[name] = cs.continuations;
       json r = json::array();
       for (size_t q : cs.req) r.push_back({pools.ll.results[q].logprob, pools.ll.results[q].is_greedy});
       resps[name] = r;
       preds[name] = {{"pred", o.preds.at(name).pred}, {"pred_norm", o.preds.at(name).pred_norm}, {"labels", cs.labels}};
+      if (cs.req_uncond.empty()) continue;
+      // acc_uncond: each option's log-prob after the unconditional context, and the PMI scores.
+      json lp = json::array(), pmi = json::array();
+      for (size_t i = 0; i < cs.req_uncond.size(); ++i) {
+        const double u = pools.ll.results[cs.req_uncond[i]].logprob;
+        lp.push_back(u);
+        pmi.push_back(pools.ll.results[cs.req[i]].logprob - u);
+      }
+      uncond[name] = {{"context", cs.uncond_context}, {"logprobs", lp}, {"pmi", pmi}};
+      preds[name]["pred_uncond"] = o.preds.at(name).pred_uncond;
     }
     s["arguments"] = args;
     s["resps"] = resps;
+    if (!uncond.empty()) s["resps_uncond"] = uncond;
     s["filtered_resps"] = preds;
   } else {
     s["arguments"] = pools.gen.keys[plan.gen];

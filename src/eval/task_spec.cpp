@@ -280,6 +280,21 @@ TaskSpec parse_task_spec(const json& j, const fs::path& file) {
     m.options = get_or<json>(mj, "options", json::object(), "metric", file);
     if (m.options.contains("regexes_to_ignore"))
       for (const auto& r : m.options["regexes_to_ignore"]) check_regex(r.get<std::string>(), file);
+    if (m.metric == "acc_uncond") {
+      // One unconditional context per choice set: its requests are shared by the set's metrics.
+      check_keys(m.options, {"unconditional_context"}, "metric " + m.name + ".options", file);
+      if (m.options.contains("unconditional_context") &&
+          (!m.options["unconditional_context"].is_string() || m.options["unconditional_context"].get<std::string>().empty()))
+        bad(file, "metric " + m.name + ": options.unconditional_context must be a non-empty string",
+            "OLMES uses \"Answer:\" (the default)");
+      const std::string ctx = eval_detail::unconditional_context(m);
+      for (const auto& other : t.metrics)
+        if (other.metric == "acc_uncond" && other.choice_set == m.choice_set &&
+            eval_detail::unconditional_context(other) != ctx)
+          bad(file, "metric " + m.name + ": choice set \"" + m.choice_set + "\" already has the unconditional context \"" +
+                        eval_detail::unconditional_context(other) + "\"",
+              "use one unconditional context per choice set");
+    }
     if (m.metric == "pass@k") {
       if (t.n_samples < 1) bad(file, "pass@k needs code.n_samples >= 1");
       if (m.k < 1 || m.k > t.n_samples) bad(file, "pass@k: k must be in [1, code.n_samples]");
