@@ -306,3 +306,95 @@ TEST(LoaderTest, UnknownFormatAndMissingPaths) {
   EXPECT_THROW(load_dataset("xstest_csv", kBench / "nope", "test"), Error);
   EXPECT_THROW(load_dataset("humaneval_jsonl", kBench / "mmlu", "test"), Error);
 }
+
+// AllenAI's multiple-choice JSONL (ARC, CommonsenseQA, OpenBookQA) on hand-made fixtures in the
+// published layout (tests/eval/fixtures/olmes_mc; the real files are not in ../shared).
+static const fs::path kAllenAi = fs::path(ATAX_SOURCE_DIR) / "tests/eval/fixtures/olmes_mc";
+
+TEST(AllenAiMcLoaderTest, LettersLabelsAndOptionCounts) {
+  const json files = {{"files", {{"test", "ARC-Challenge-Test.jsonl"}, {"train", "ARC-Challenge-Train.jsonl"}}}};
+  auto d = load_dataset("allenai_mc_jsonl", kAllenAi / "arc/ARC-Challenge", "test", {}, files);
+  ASSERT_EQ(d.docs.size(), 4u);
+  ASSERT_EQ(d.files.size(), 1u);
+  EXPECT_EQ(d.files[0].records, 4);
+  const json& a = d.docs[0].fields;
+  EXPECT_EQ(d.docs[0].id, "fx-arcc-te-1");
+  EXPECT_EQ(a["question"], "Which property of a mineral is tested by scratching it on a tile?");
+  EXPECT_EQ(a["answer"], 0);
+  EXPECT_EQ(a["answer_letter"], "A");
+  EXPECT_EQ(a["answer_text"], "streak");
+  EXPECT_EQ(a["options_block"], " A. streak\n B. smell\n C. weight\n D. temperature");
+  // Numeric labels "1".."4": the answer is found by label and lettered by position.
+  const json& b = d.docs[1].fields;
+  EXPECT_EQ(b["labels"], json({"1", "2", "3", "4"}));
+  EXPECT_EQ(b["letters"], json({"A", "B", "C", "D"}));
+  EXPECT_EQ(b["answer_label"], "2");
+  EXPECT_EQ(b["answer"], 1);
+  EXPECT_EQ(b["answer_letter"], "B");
+  EXPECT_EQ(b["answer_text"], "its leaves turn pale");
+  EXPECT_EQ(d.docs[2].fields["n_choices"], 3);  // 3 and 5 options occur in ARC
+  EXPECT_EQ(d.docs[3].fields["n_choices"], 5);
+  EXPECT_EQ(d.docs[3].fields["letters"].back(), "E");
+  EXPECT_EQ(load_dataset("allenai_mc_jsonl", kAllenAi / "arc/ARC-Challenge", "train", {}, files).docs.size(), 5u);
+  // <split>.jsonl without a files map (OpenBookQA's Main layout), fact1 kept when present.
+  auto o = load_dataset("allenai_mc_jsonl", kAllenAi / "openbookqa", "test");
+  ASSERT_EQ(o.docs.size(), 3u);
+  EXPECT_EQ(o.docs[0].fields["fact1"], "metals conduct electricity");
+  // A file path works directly; CommonsenseQA has five options.
+  auto c = load_dataset("allenai_mc_jsonl", kAllenAi / "csqa/dev_rand_split.jsonl", "validation");
+  ASSERT_EQ(c.docs.size(), 3u);
+  EXPECT_EQ(c.docs[2].fields["answer_text"], "it shatters");
+  EXPECT_EQ(c.docs[2].fields["n_choices"], 5);
+  EXPECT_FALSE(c.docs[0].fields.contains("fact1"));
+}
+
+TEST(AllenAiMcLoaderTest, BadRecordsNameTheFileLineAndField) {
+  TempDir tmp("allenai_mc");
+  const std::string good =
+      R"({"id": "g1", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}, "answerKey": "B"})";
+  struct Case {
+    std::string line, field;
+  };
+  const std::vector<Case> cases = {
+      {R"({"question": {"stem": "Q?", "choices": []}, "answerKey": "A"})", "\"id\""},
+      {R"({"id": "b", "question": "Q?", "answerKey": "A"})", "\"question\""},
+      {R"({"id": "b", "question": {"choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}, "answerKey": "A"})", "\"question.stem\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": {"A": "x"}}, "answerKey": "A"})", "\"question.choices\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}]}, "answerKey": "A"})", "\"question.choices\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"label": "B"}]}, "answerKey": "A"})", "\"question.choices[1].text\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"text": "y"}]}, "answerKey": "A"})", "\"question.choices[1].label\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "A"}]}, "answerKey": "A"})", "\"question.choices[1].label\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}})", "\"answerKey\""},
+      {R"({"id": "b", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}, "answerKey": "C"})", "\"answerKey\""},
+      {R"({"id": "g1", "question": {"stem": "Q?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}, "answerKey": "A"})", "duplicate id"},
+      {R"(not json)", "JSON"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.line);
+    const fs::path file = tmp.path() / "test.jsonl";
+    write_text(file, good + "\n\n" + c.line + "\n");  // the bad record is on line 3
+    try {
+      load_dataset("allenai_mc_jsonl", tmp.path(), "test");
+      ADD_FAILURE() << "accepted a bad record";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.file(), file.string());
+      EXPECT_EQ(e.line(), 3);
+      EXPECT_NE(e.message().find(c.field), std::string::npos) << e.message();
+    }
+  }
+  write_text(tmp.path() / "test.jsonl", good + "\n");
+  EXPECT_EQ(load_dataset("allenai_mc_jsonl", tmp.path(), "test").docs.size(), 1u);
+  // A split with no file, and a files map naming a missing file, say where they looked.
+  try {
+    load_dataset("allenai_mc_jsonl", tmp.path(), "train");
+    ADD_FAILURE() << "no train file";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("train.jsonl"), std::string::npos) << e.message();
+  }
+  try {
+    load_dataset("allenai_mc_jsonl", tmp.path(), "test", {}, {{"files", {{"test", "ARC-Easy-Test.jsonl"}}}});
+    ADD_FAILURE() << "missing mapped file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), (tmp.path() / "ARC-Easy-Test.jsonl").string());
+  }
+}

@@ -25,6 +25,21 @@ TEST(MultipleChoiceTest, AccNormDividesByContinuationBytes) {
   EXPECT_EQ(q.pred_norm, 1);
 }
 
+TEST(MultipleChoiceTest, AccUncondSubtractsEachOptionsUnconditionalLogprob) {
+  // OLMES's PMI: log p(option | prompt) − log p(option | "Answer:"). Raw argmax is " dog" (-1.0);
+  // per byte " dog" too (-0.25 vs " platypus" -0.333); PMI: " dog" -1.0 − (-0.2) = -0.8,
+  // " platypus" -3.0 − (-6.5) = +3.5, " cat" -1.5 − (-1.0) = -0.5: " platypus" (index 1).
+  auto p = predict_multiple_choice({-1.0, -3.0, -1.5}, {" dog", " platypus", " cat"}, {-0.2, -6.5, -1.0});
+  EXPECT_EQ(p.pred, 0);
+  EXPECT_EQ(p.pred_norm, 0);
+  EXPECT_EQ(p.pred_uncond, 1);
+  // Subtracting the other way round (unconditional − conditional) would pick " dog" (0.8).
+  auto q = predict_multiple_choice({-2.0, -2.5}, {" x", " y"}, {-1.0, -4.0});
+  EXPECT_EQ(q.pred_uncond, 1);  // -1.0 vs +1.5
+  EXPECT_EQ(predict_multiple_choice({-1.0, -2.0}, {" a", " b"}).pred_uncond, -1);  // not asked for
+  EXPECT_THROW(predict_multiple_choice({-1.0, -2.0}, {" a", " b"}, {-1.0}), Error);
+}
+
 TEST(MultipleChoiceTest, TiesGoToTheFirstChoice) {
   EXPECT_EQ(predict_multiple_choice({-1.0, -1.0, -3.0}, {"a", "b", "c"}).pred, 0);
   EXPECT_EQ(argmax({}), -1);
