@@ -59,24 +59,62 @@ GenContext::GenContext(const Universe& universe, uint64_t s) : u(universe), seed
     if (!facts_by_entity.count(e)) entities.push_back(e);
     facts_by_entity[e].push_back(static_cast<int>(i));
   }
-  // QA entities: 40% of each subject's entities (at least one), drawn by the seed; an entity is a QA
-  // entity for all its facts or for none (countries are drawn with geography).
+  // QA entities: half of each subject's entities (at least one), as in Physics of LMs 3.1's mixed
+  // training; an entity is a QA entity for all its facts or for none (countries are drawn with
+  // geography). Picked greedily in the seeded order: first entities whose attributes have fewer than
+  // half of their entities in QA text, then those whose answers QA text does not give yet, so that
+  // every attribute is half QA and a question's wording does not give its answer away. (Generator
+  // 1.6.0 drew 40% at random: two of its three QA countries were rainy, and the base answered
+  // "rainy" to 9 of the 15 held-out climate questions.)
   Rng qrng = Rng(seed).fork("qa_entities");
   std::set<std::string> decided;
+  std::set<std::pair<std::string, std::string>> answered;
+  auto add_qa = [&](const std::string& e) {
+    qa_keys.insert(e);
+    for (int i : facts_by_entity.at(e)) answered.insert({u.facts[i].attribute, u.facts[i].value});
+  };
   for (const auto& subject : knowledge_subjects()) {
     std::vector<std::string> es;
     for (const auto& f : u.facts)
       if (f.subject == subject && std::find(es.begin(), es.end(), f.entity) == es.end()) es.push_back(f.entity);
     qrng.shuffle(es);
-    size_t want = std::max<size_t>(1, (es.size() * 2 + 2) / 5), got = 0;
+    size_t want = std::max<size_t>(1, (es.size() + 1) / 2), got = 0;
+    // Per attribute of the subject: how many more QA entities it needs to reach half of its entities.
+    std::map<std::string, int> need;
+    for (const auto& f : u.facts)
+      if (f.subject == subject) need[f.attribute] += 1;
+    for (auto& [a, n] : need) n = (n + 1) / 2;
+    std::vector<std::string> open;
     for (const auto& e : es) {
-      if (decided.count(e)) {
-        got += qa_keys.count(e);
+      if (!decided.count(e)) {
+        open.push_back(e);
         continue;
       }
-      decided.insert(e);
-      if (got < want) qa_keys.insert(e), ++got;
+      if (!qa_keys.count(e)) continue;
+      ++got;
+      for (int i : facts_by_entity.at(e))
+        if (u.facts[i].subject == subject) --need[u.facts[i].attribute];
     }
+    while (got < want && !open.empty()) {
+      // Attributes short of half first, then answers not yet given; ties go to the seeded order.
+      size_t best = 0;
+      int best_score = -1;
+      for (size_t k = 0; k < open.size(); ++k) {
+        int score = 0;
+        for (int i : facts_by_entity.at(open[k])) {
+          const Fact& f = u.facts[i];
+          if (f.subject != subject) continue;
+          score += 2 * (need[f.attribute] > 0) + !answered.count({f.attribute, f.value});
+        }
+        if (score > best_score) best = k, best_score = score;
+      }
+      for (int i : facts_by_entity.at(open[best]))
+        if (u.facts[i].subject == subject) --need[u.facts[i].attribute];
+      add_qa(open[best]);
+      open.erase(open.begin() + static_cast<std::ptrdiff_t>(best));
+      ++got;
+    }
+    for (const auto& e : es) decided.insert(e);
   }
   for (size_t i = 0; i < u.facts.size(); ++i)
     if (is_qa(u.facts[i])) qa_facts.push_back(static_cast<int>(i));

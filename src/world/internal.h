@@ -285,8 +285,8 @@ struct GenContext {
   std::vector<CodeTask> train_code, eval_code;
   std::map<std::string, std::vector<int>> facts_by_entity;
   std::vector<std::string> entities;  // keys of facts_by_entity, in a fixed order
-  // Knowledge facts (indices into u.facts) whose entity is a QA entity of the fact's subject: a
-  // seeded 40% of each subject's entities whose facts the corpus also gives as question-answer
+  // Knowledge facts (indices into u.facts) whose entity is a QA entity of the fact's subject: half
+  // of each subject's entities, drawn by the seed and for varied answers, whose facts the corpus also gives as question-answer
   // text in every question phrasing, the test's included (Allen-Zhu & Li 2023: QA text for part of
   // the entities makes the stored facts extractable for the others). The knowledge test asks only
   // the other entities.
