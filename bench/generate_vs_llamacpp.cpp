@@ -11,7 +11,10 @@
 // Both time the work after loading, in process. The ratio is atax / llama.cpp (>= 1: atax as fast).
 //
 // Usage: bench_generate_vs_llamacpp --gguf MODEL.gguf [--llama-cpp DIR] [--threads 2] [--reps 3]
-//        [--n-gen 128] [--prompt 128] [--streams 8]
+//        [--n-gen 128] [--prompt 128] [--streams 8] [--weights f32|bf16|q8_0] [--llama-gguf FILE.gguf]
+// --weights stores atax's weights in that format (WeightFormat, model.h); --llama-gguf gives
+// llama.cpp another file of the same model, e.g. the GGUF quantized to Q8_0 or BF16 by
+// llama-quantize, so that both run the same format (default: --gguf).
 // DIR (or env ATAX_LLAMA_CPP) is llama.cpp's build/bin holding llama-bench and llama-batched-bench,
 // built outside the repository; without it only atax is measured. Make the GGUF from a HF folder
 // with bench/export_gguf.py.
@@ -68,7 +71,8 @@ std::string ratio(double a, double b) { return std::isnan(a) || std::isnan(b) ? 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string gguf_path, llama_dir;
+  std::string gguf_path, llama_dir, llama_gguf;
+  WeightFormat weights = WeightFormat::kF32;
   int threads = 2, reps = 3;
   int64_t n_gen = 128, n_prompt = 128, streams = 8;
   if (const char* e = std::getenv("ATAX_LLAMA_CPP")) llama_dir = e;
@@ -81,6 +85,8 @@ int main(int argc, char** argv) {
     else if (a == "--n-gen") n_gen = std::stoll(v);
     else if (a == "--prompt") n_prompt = std::stoll(v);
     else if (a == "--streams") streams = std::stoll(v);
+    else if (a == "--weights") weights = parse_weight_format(v);
+    else if (a == "--llama-gguf") llama_gguf = v;
     else {
       std::cerr << "unknown option " << a << "\n";
       return 2;
@@ -88,9 +94,10 @@ int main(int argc, char** argv) {
   }
   if (gguf_path.empty() || n_gen < 2 || n_prompt < 1 || streams < 1) {
     std::cerr << "usage: bench_generate_vs_llamacpp --gguf MODEL.gguf [--llama-cpp DIR] [--threads 2] [--reps 3] "
-                 "[--n-gen 128] [--prompt 128] [--streams 8]\n";
+                 "[--n-gen 128] [--prompt 128] [--streams 8] [--weights f32|bf16|q8_0] [--llama-gguf FILE.gguf]\n";
     return 2;
   }
+  if (llama_gguf.empty()) llama_gguf = gguf_path;
   std::string bench = llama_dir.empty() ? "" : llama_dir + "/llama-bench";
   std::string batched = llama_dir.empty() ? "" : llama_dir + "/llama-batched-bench";
   if (bench.empty() || access(bench.c_str(), X_OK) != 0 || access(batched.c_str(), X_OK) != 0) {
@@ -102,6 +109,7 @@ int main(int argc, char** argv) {
   register_gguf_loader();
   const std::string tmp = fmt::format("/tmp/bench_generate_vs_llamacpp.{}", getpid());
   const std::string t = std::to_string(threads);
+  std::cout << fmt::format("weights {} (llama.cpp: {})\n", weight_format_name(weights), llama_gguf);
   std::cout << fmt::format("model {}, {} threads, {} reps, fork per run, greedy, {} new tokens; {} streams of {}-token "
                            "prompts\n",
                            gguf_path, threads, reps, n_gen, streams, n_prompt);
@@ -113,7 +121,9 @@ int main(int argc, char** argv) {
       InferenceOptions io;
       io.batch_size = streams;
       io.max_length = n_prompt + n_gen + 1;
-      HfModel m(load_model(gguf_path, LoadOptions{"cpu"}), io);
+      LoadOptions lo{"cpu"};
+      lo.weights = weights;
+      HfModel m(load_model(gguf_path, lo), io);
       const int64_t V = m.model().config.vocab_size;
       const int64_t bos = m.tokenizer().bos_id().value_or(1);
       GenerateRequest g;
@@ -166,13 +176,13 @@ int main(int argc, char** argv) {
     }
     if (bench.empty()) continue;
     const std::string log = tmp + ".llama.log";
-    if (run_logged({bench, "-m", gguf_path, "-p", "0", "-n", std::to_string(n_gen), "-t", t, "-r", "1", "-o", "jsonl"},
+    if (run_logged({bench, "-m", llama_gguf, "-p", "0", "-n", std::to_string(n_gen), "-t", t, "-r", "1", "-o", "jsonl"},
                    log))
       l1.push_back(jsonl_number(log, "avg_ts"));
     else
       std::cerr << "llama-bench failed: see " << log << "\n";
     const std::string ctx = std::to_string(streams * (n_prompt + n_gen));
-    if (run_logged({batched, "-m", gguf_path, "-c", ctx, "-b", "2048", "-npp", std::to_string(n_prompt), "-ntg",
+    if (run_logged({batched, "-m", llama_gguf, "-c", ctx, "-b", "2048", "-npp", std::to_string(n_prompt), "-ntg",
                     std::to_string(n_gen), "-npl", std::to_string(streams), "-t", t, "--output-format", "jsonl"},
                    log))
       lb.push_back(jsonl_number(log, "speed_tg"));

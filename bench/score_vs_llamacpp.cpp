@@ -10,7 +10,10 @@
 // that plain path in the main columns (the figures before the fast kernels).
 //
 // Usage: bench_score_vs_llamacpp --gguf MODEL.gguf --text TEXT.txt [--llama-cpp DIR] [--ctx 256,2048]
-//        [--threads 2] [--reps 3] [--plain 1] [--fast 1]
+//        [--threads 2] [--reps 3] [--plain 1] [--fast 1] [--weights f32|bf16|q8_0] [--llama-gguf FILE.gguf]
+// --weights stores atax's weights in that format (WeightFormat, model.h); --llama-gguf gives
+// llama-perplexity another file of the same model, e.g. the GGUF quantized to Q8_0 or BF16 by
+// llama.cpp's llama-quantize, so that both run the same format (default: --gguf).
 // DIR (or env ATAX_LLAMA_CPP) is llama.cpp's build/bin holding llama-perplexity, built outside the
 // repository (cmake -DGGML_NATIVE=ON, target llama-perplexity); without it only atax is measured.
 // Make the GGUF from a HF folder with bench/export_gguf.py.
@@ -74,7 +77,8 @@ double llama_cpp_ppl(const std::string& log_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string gguf_path, text_path, llama_dir, ctx_list = "256,2048";
+  std::string gguf_path, text_path, llama_dir, ctx_list = "256,2048", llama_gguf;
+  WeightFormat weights = WeightFormat::kF32;
   int threads = 2, reps = 3;
   bool plain = true, fast = true;
   if (const char* e = std::getenv("ATAX_LLAMA_CPP")) llama_dir = e;
@@ -88,14 +92,17 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(v);
     else if (a == "--plain") plain = v != "0";
     else if (a == "--fast") fast = v != "0";
+    else if (a == "--weights") weights = parse_weight_format(v);
+    else if (a == "--llama-gguf") llama_gguf = v;
     else {
       std::cerr << "unknown option " << a << "\n";
       return 2;
     }
   }
+  if (llama_gguf.empty()) llama_gguf = gguf_path;
   if (gguf_path.empty() || text_path.empty()) {
     std::cerr << "usage: bench_score_vs_llamacpp --gguf MODEL.gguf --text TEXT.txt [--llama-cpp DIR] [--ctx 256,2048] "
-                 "[--threads 2] [--reps 3] [--plain 1] [--fast 1]\n";
+                 "[--threads 2] [--reps 3] [--plain 1] [--fast 1] [--weights f32|bf16|q8_0] [--llama-gguf FILE.gguf]\n";
     return 2;
   }
   std::string perplexity = llama_dir.empty() ? "" : llama_dir + "/llama-perplexity";
@@ -109,6 +116,7 @@ int main(int argc, char** argv) {
   for (const auto& c : split(ctx_list, ',')) ctxs.push_back(std::stoll(c));
   register_gguf_loader();
   const std::string tmp = fmt::format("/tmp/bench_score_vs_llamacpp.{}", getpid());
+  std::cout << fmt::format("weights {} (llama.cpp: {})\n", weight_format_name(weights), llama_gguf);
   std::cout << fmt::format("model {}, text {} ({} bytes), {} threads, {} reps, fork per run (wall s, peak RSS MB), "
                            "atax kernels: {}\n",
                            gguf_path, text_path, text.size(), threads, reps, fast ? "fast" : "plain (LibTorch's own)");
@@ -125,7 +133,9 @@ int main(int argc, char** argv) {
           double t0 = now_seconds();
           InferenceOptions io;
           io.max_length = ctx;
-          HfModel m(load_model(gguf_path, LoadOptions{"cpu"}), io);
+          LoadOptions lo{"cpu"};
+          lo.weights = weights;
+          HfModel m(load_model(gguf_path, lo), io);
           double t1 = now_seconds(), mb_loaded = peak_rss_mb();
           const auto& tok = m.tokenizer();
           auto ids = tok.encode(text, true);
@@ -163,7 +173,7 @@ int main(int argc, char** argv) {
         int devnull = open("/dev/null", O_WRONLY), logfd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(devnull, 1);
         dup2(logfd, 2);
-        execl(perplexity.c_str(), perplexity.c_str(), "-m", gguf_path.c_str(), "-f", text_path.c_str(), "-c", c.c_str(),
+        execl(perplexity.c_str(), perplexity.c_str(), "-m", llama_gguf.c_str(), "-f", text_path.c_str(), "-c", c.c_str(),
               "-b", c.c_str(), "-t", t.c_str(), static_cast<char*>(nullptr));
         return 127;
       });

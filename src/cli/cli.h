@@ -24,8 +24,13 @@ struct RuntimeOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N   (env ATAX_DEVICE)
   int threads = 0;              // threads for matrix products; 0 = atax's measured default (configure_threads)
   std::string dtype = "float32";
+  std::string weights = "f32";  // --weights (add_weights_option): f32 | bf16 | q8_0, model.h's WeightFormat
 };
 void add_runtime_options(CLI::App* sub, RuntimeOptions& opts);
+// Adds --weights f32 | bf16 | q8_0 (env ATAX_WEIGHTS): how the products' weights are stored for
+// evaluation (model.h's WeightFormat). Only the evaluating commands (eval, tax, generate, score)
+// take it; training, merging and the demo keep float32 weights.
+void add_weights_option(CLI::App* sub, RuntimeOptions& opts);
 
 // Applies a subcommand's --config FILE (TOML/INI `key = value`, keys = long option names) in its
 // callback: options not given on the command line take the file's values (the command line wins);

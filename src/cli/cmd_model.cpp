@@ -15,6 +15,7 @@ LoadOptions load_options(const RuntimeOptions& rt) {
   LoadOptions o;
   o.device = rt.device;
   o.dtype = rt.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  o.weights = parse_weight_format(rt.weights);
   return o;
 }
 
@@ -77,6 +78,7 @@ void add_generate(CLI::App& app) {
   sub->add_option("--seed", o->seed, "sampling seed")->capture_default_str();
   sub->add_option("--stop", o->stop, "stop string (repeatable)");
   add_runtime_options(sub, o->rt);
+  add_weights_option(sub, o->rt);
   sub->callback([o] {
     HfModel m(load_model(o->model, load_options(o->rt)));
     if (!o->chat_template.empty()) m.model().tokenizer->set_chat_format(chat_format_from_name(o->chat_template));
@@ -110,6 +112,7 @@ void add_score(CLI::App& app) {
       ->check(in_range(1, 1 << 20))->capture_default_str();
   sub->add_option("--on-bad-line", o->on_bad_line, "fail | skip")->check(CLI::IsMember({"fail", "skip"}));
   add_runtime_options(sub, o->rt);
+  add_weights_option(sub, o->rt);
   sub->callback([o] {
     InferenceOptions io;
     io.batch_size = o->batch_size;

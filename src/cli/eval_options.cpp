@@ -31,6 +31,7 @@ void add_eval_options(CLI::App* sub, EvalCliOptions& o, const std::string& what)
   sub->add_option("--bootstrap-iters", o.bootstrap_iters, "resamples for bootstrap standard errors")->capture_default_str();
   sub->add_option("--code-workers", o.code_workers, "parallel sandboxes for code tasks (0 = CPU count)");
   add_runtime_options(sub, o.rt);
+  add_weights_option(sub, o.rt);
   // --apply-chat-template without a value turns chat on; CLI11 leaves the string empty then.
   sub->parse_complete_callback([&o, act] {
     if (act->count() > 0) o.chat = true;
@@ -59,6 +60,9 @@ pipeline::ModelEvalOptions model_eval_options(const EvalCliOptions& o) {
   if (!chat && (!o.system_instruction.empty() || o.fewshot_as_multiturn))
     throw Error("--system-instruction and --fewshot-as-multiturn apply to chat prompts", "",
                 "add --apply-chat-template (the model's own template) or --apply-chat-template NAME");
+  // The weight format reaches pipeline::open_model as the process default: ModelRunOptions has no
+  // field for it. The request cache keys on the loaded model's format (HfModel::runtime_settings).
+  set_default_weight_format(parse_weight_format(o.rt.weights));
   pipeline::ModelEvalOptions m;
   m.tasks = o.tasks;
   m.tasks_dir = o.tasks_dir.empty() ? find_tasks_dir() : find_tasks_dir(o.tasks_dir);

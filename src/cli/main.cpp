@@ -27,6 +27,13 @@ void add_runtime_options(CLI::App* sub, RuntimeOptions& opts) {
       ->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
 }
 
+void add_weights_option(CLI::App* sub, RuntimeOptions& opts) {
+  sub->add_option("--weights", opts.weights,
+                  "weight storage for CPU evaluation: f32 | bf16 (bfloat16) | q8_0 (int8 blocks of 32 with a "
+                  "scale, as llama.cpp's Q8_0); products stay float32 (env ATAX_WEIGHTS)")
+      ->envname("ATAX_WEIGHTS")->check(CLI::IsMember({"f32", "bf16", "q8_0"}))->capture_default_str();
+}
+
 void add_config_option(CLI::App* sub) {
   sub->set_config("--config", "", "read options from a config file (TOML/INI: key = value)");
 }

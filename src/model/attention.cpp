@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -52,10 +54,15 @@ void single_openmp_thread() {
 }
 
 // Worker threads that the split products reuse (starting a thread per product cost ~2-3 ms per
-// generated token on the 58M model: 2-thread decoding ran slower than 1-thread). A worker waits on
-// a condition variable, so an idle or busy machine is not stalled by spinning. One pool per
-// process: a child after fork() builds its own (the parent's workers do not exist there); the
-// pool is never destroyed, so no exit path joins a blocked worker.
+// generated token on the 58M model: 2-thread decoding ran slower than 1-thread). As in ggml's
+// threadpool, a worker that finishes its part spins on the generation counter for a bounded time
+// (kSpinSeconds) before it blocks on a condition variable: decoding calls the pool ~60 times per
+// token with gaps of tens of microseconds, and a futex wake-up on this machine's virtual CPUs cost
+// more than those gaps (decode at 2 threads 0.77x llama.cpp's speed with blocking workers). A pool
+// that is not used for kSpinSeconds costs nothing, so LibTorch's and OpenMP's threads keep the
+// cores between training's products. One pool per process: a child after fork() builds its own
+// (the parent's workers do not exist there); the pool is never destroyed, so no exit path joins a
+// blocked worker.
 class ProductPool {
  public:
   static ProductPool& get() {
@@ -79,50 +86,79 @@ class ProductPool {
       std::lock_guard<std::mutex> lock(m_);
       while (static_cast<int>(workers_.size()) < n - 1) {
         const int id = static_cast<int>(workers_.size()) + 1;
-        workers_.emplace_back([this, id] { work(id); });
+        workers_.emplace_back([this, id, seen = generation_.load()] { work(id, seen); });
       }
-      part_ = &part;
-      n_ = n;
-      pending_ = n - 1;
-      error_ = nullptr;
-      ++generation_;
     }
-    cv_.notify_all();
+    part_ = &part;  // published to the workers by the generation's increment
+    n_ = n;
+    error_ = nullptr;
+    // Every worker reports, those beyond n too, so none lags into the next call's fields.
+    pending_.store(static_cast<int>(workers_.size()));
+    generation_.fetch_add(1);  // seq_cst, against sleepers_'s increment in work()
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> lock(m_);
+      cv_.notify_all();
+    }
     std::exception_ptr mine;
     try {
       part(0);  // the caller's OpenMP team has one thread: product_threads() splits only then
     } catch (...) {
       mine = std::current_exception();
     }
-    std::unique_lock<std::mutex> lock(m_);
-    done_cv_.wait(lock, [&] { return pending_ == 0; });
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(m_);
+      caller_waits_.store(true);
+      done_cv_.wait(lock, [&] { return pending_.load() == 0; });
+      caller_waits_.store(false);
+    }
     part_ = nullptr;
     if (mine) std::rethrow_exception(mine);
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  static constexpr double kSpinSeconds = 200e-6;
+
   ProductPool() : pid_(getpid()) {}
 
-  void work(int id) {
+  // Polls `ready` for up to kSpinSeconds; whether it became true.
+  template <class F>
+  static bool spin_until(F&& ready) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kSpinSeconds);
+    for (int i = 0;; ++i) {
+      if (ready()) return true;
+      _mm_pause();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return ready();
+    }
+  }
+
+  // A worker's loop; `seen` is the generation before its first call.
+  void work(int id, uint64_t seen) {
     single_openmp_thread();
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(m_);
     for (;;) {
-      cv_.wait(lock, [&] { return generation_ != seen; });
-      seen = generation_;
-      if (id >= n_) continue;
-      const std::function<void(int)>* part = part_;
-      lock.unlock();
-      std::exception_ptr err;
-      try {
-        (*part)(id);
-      } catch (...) {
-        err = std::current_exception();
+      if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+        std::unique_lock<std::mutex> lock(m_);
+        sleepers_.fetch_add(1);  // seq_cst: run() either sees it or this sees the new generation
+        cv_.wait(lock, [&] { return generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
       }
-      lock.lock();
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) done_cv_.notify_one();
+      seen = generation_.load(std::memory_order_acquire);
+      std::exception_ptr err;
+      if (id < n_) {
+        try {
+          (*part_)(id);
+        } catch (...) {
+          err = std::current_exception();
+        }
+      }
+      if (err) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (!error_) error_ = err;
+      }
+      if (pending_.fetch_sub(1) == 1 && caller_waits_.load()) {  // seq_cst, against caller_waits_
+        std::lock_guard<std::mutex> lock(m_);
+        done_cv_.notify_one();
+      }
     }
   }
 
@@ -131,8 +167,10 @@ class ProductPool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* part_ = nullptr;
-  uint64_t generation_ = 0;
-  int n_ = 0, pending_ = 0;
+  int n_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0}, sleepers_{0};
+  std::atomic<bool> caller_waits_{false};
   std::exception_ptr error_;
 };
 
@@ -177,6 +215,24 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
+// Runs part(n0, n) over the N output columns of an (M,K)·(K,N) product, split over
+// product_threads() threads in whole 16-float vectors, or whole on the caller when the work is
+// too small to pay for a hand-over.
+void split_columns(int64_t M, int64_t N, int64_t K, bool gemv, const std::function<void(int64_t, int64_t)>& part) {
+  const int64_t threads = std::min<int64_t>(product_threads(), N / 64);
+  // Below ~2 MFLOP a thread's start costs more than it saves; a matrix-vector product reads its
+  // weight once, and from 64k weights (256 KB of float32, a 512 × 512 projection) a spinning
+  // worker's part (~1 µs to hand over) pays (decoding the 58M Llama split only its LM head before:
+  // 2 threads 0.80x llama.cpp's speed).
+  const int64_t min_work = gemv ? int64_t{1} << 16 : int64_t{1} << 20;
+  if (threads <= 1 || (gemv ? N * K : M * N * K) < min_work) return part(0, N);
+  const int64_t per = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole 16-float vectors, covering N
+  ProductPool::get().run(static_cast<int>(threads), [&](int i) {
+    const int64_t n0 = std::min(N, i * per), n = std::min(N, n0 + per) - n0;
+    if (n > 0) part(n0, n);
+  });
+}
+
 // C (M,N) = op(A)·op(B) + beta·C, row-major, op = transpose where 'T' (A is (M,K) or (K,M), B is
 // (K,N) or (N,K)). With several threads the output columns are split: each thread reads its own
 // rows of a (N,K) B once (the LM head and generation's token-by-token products are bound by reading
@@ -185,19 +241,184 @@ void sgemm_split(char ta, char tb, int64_t M, int64_t N, int64_t K, const float*
                  int64_t ldb, float beta, float* C, int64_t ldc) {
   auto sgemm = dnnl_sgemm();
   const bool gemv = ta == 'N' && tb == 'T' && M <= kGemvRows && K >= 8 && cpu_has_avx2_fma();
-  auto part = [&](int64_t n0, int64_t n) {
+  split_columns(M, N, K, gemv, [&](int64_t n0, int64_t n) {
     const float* bp = tb == 'N' ? B + n0 : B + n0 * ldb;
     if (gemv) return gemv_rows_avx2(M, n, K, A, lda, bp, ldb, beta, C + n0, ldc);
     int rc = sgemm(ta, tb, M, n, K, 1.0f, A, lda, bp, ldb, beta, C + n0, ldc);
     TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
-  };
-  const int64_t threads = std::min<int64_t>(product_threads(), N / 64);
-  // Below ~2 MFLOP a thread's start costs more than it saves.
-  if (threads <= 1 || M * N * K < (int64_t{1} << 20)) return part(0, N);
-  const int64_t per = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole 16-float vectors, covering N
-  ProductPool::get().run(static_cast<int>(threads), [&](int i) {
-    const int64_t n0 = std::min(N, i * per), n = std::min(N, n0 + per) - n0;
-    if (n > 0) part(n0, n);
+  });
+}
+
+// ---- packed weights (bfloat16, Q8_0): see linear_packed in attention.h ----
+std::atomic<bool> g_vector_kernels{true};
+
+float bf16_to_f32(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;  // bfloat16 is a float's upper half
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 load_bf16x8(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 a) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+
+inline void store_out(float* out, float acc, float beta) { *out = beta == 0.0f ? acc : beta * *out + acc; }
+
+// y[m][j] = x[m]·w[j] (+ beta·y[m][j]) for MR rows of x and bfloat16 weight rows j in [0, n): each
+// 8-weight vector is widened once and used for every row of x; U independent accumulator sets
+// hide the FMA latency when there are few rows.
+template <int MR>
+__attribute__((target("avx2,fma"))) void gemv_bf16_avx2(int64_t n, int64_t K, const float* x, int64_t ldx,
+                                                        const uint16_t* w, int64_t ldw, float beta, float* y,
+                                                        int64_t ldy) {
+  constexpr int U = MR == 1 ? 4 : MR <= 3 ? 2 : 1;
+  for (int64_t j = 0; j < n; ++j) {
+    const uint16_t* wr = w + j * ldw;
+    __m256 acc[U][MR];
+    for (int u = 0; u < U; ++u)
+      for (int m = 0; m < MR; ++m) acc[u][m] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 * U <= K; k += 8 * U)
+      for (int u = 0; u < U; ++u) {
+        const __m256 wv = load_bf16x8(wr + k + 8 * u);
+        for (int m = 0; m < MR; ++m) acc[u][m] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * ldx + k + 8 * u), acc[u][m]);
+      }
+    for (; k + 8 <= K; k += 8) {
+      const __m256 wv = load_bf16x8(wr + k);
+      for (int m = 0; m < MR; ++m) acc[0][m] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * ldx + k), acc[0][m]);
+    }
+    for (int m = 0; m < MR; ++m) {
+      for (int u = 1; u < U; ++u) acc[0][m] = _mm256_add_ps(acc[0][m], acc[u][m]);
+      float s = hsum8(acc[0][m]);
+      for (int64_t kk = k; kk < K; ++kk) s += bf16_to_f32(wr[kk]) * x[m * ldx + kk];
+      store_out(y + m * ldy + j, s, beta);
+    }
+  }
+}
+
+// The same for Q8_0 rows: per block of 32, four 8-weight vectors widened from int8 and multiplied
+// by the block's scale once, then used for every row of x. K is a multiple of 32.
+template <int MR>
+__attribute__((target("avx2,fma"))) void gemv_q8_avx2(int64_t n, int64_t K, const float* x, int64_t ldx,
+                                                      const int8_t* q, const float* scales, float beta, float* y,
+                                                      int64_t ldy) {
+  constexpr int A = MR <= 2 ? 4 : MR <= 4 ? 2 : 1;
+  const int64_t nb = K / kQ8Block;
+  for (int64_t j = 0; j < n; ++j) {
+    const int8_t* qr = q + j * K;
+    const float* sr = scales + j * nb;
+    __m256 acc[A][MR];
+    for (int a = 0; a < A; ++a)
+      for (int m = 0; m < MR; ++m) acc[a][m] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256 d = _mm256_set1_ps(sr[b]);
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qr + b * kQ8Block));
+      const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+      __m256 wv[4];
+      wv[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d);
+      wv[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d);
+      wv[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d);
+      wv[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d);
+      for (int g = 0; g < 4; ++g)
+        for (int m = 0; m < MR; ++m)
+          acc[g % A][m] = _mm256_fmadd_ps(wv[g], _mm256_loadu_ps(x + m * ldx + b * kQ8Block + 8 * g), acc[g % A][m]);
+    }
+    for (int m = 0; m < MR; ++m) {
+      for (int a = 1; a < A; ++a) acc[0][m] = _mm256_add_ps(acc[0][m], acc[a][m]);
+      store_out(y + m * ldy + j, hsum8(acc[0][m]), beta);
+    }
+  }
+}
+
+// The scalar loops (no AVX2, or vector kernels off): the same sums in plain C++.
+void gemv_bf16_scalar(int64_t M, int64_t n, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                      float beta, float* y, int64_t ldy) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t m = 0; m < M; ++m) {
+      float s = 0;
+      for (int64_t k = 0; k < K; ++k) s += bf16_to_f32(w[j * ldw + k]) * x[m * ldx + k];
+      store_out(y + m * ldy + j, s, beta);
+    }
+}
+
+void gemv_q8_scalar(int64_t M, int64_t n, int64_t K, const float* x, int64_t ldx, const int8_t* q,
+                    const float* scales, float beta, float* y, int64_t ldy) {
+  const int64_t nb = K / kQ8Block;
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t m = 0; m < M; ++m) {
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        float block = 0;
+        for (int64_t i = 0; i < kQ8Block; ++i)
+          block += static_cast<float>(q[j * K + b * kQ8Block + i]) * x[m * ldx + b * kQ8Block + i];
+        s += scales[j * nb + b] * block;
+      }
+      store_out(y + m * ldy + j, s, beta);
+    }
+}
+
+// Dispatches an MR known at compile time (1..kGemvRows) to kernel<MR>.
+#define ATAX_GEMV_DISPATCH(kernel, M, ...)                  \
+  switch (M) {                                              \
+    case 1: return kernel<1>(__VA_ARGS__);                  \
+    case 2: return kernel<2>(__VA_ARGS__);                  \
+    case 3: return kernel<3>(__VA_ARGS__);                  \
+    case 4: return kernel<4>(__VA_ARGS__);                  \
+    case 5: return kernel<5>(__VA_ARGS__);                  \
+    case 6: return kernel<6>(__VA_ARGS__);                  \
+    case 7: return kernel<7>(__VA_ARGS__);                  \
+    default: return kernel<8>(__VA_ARGS__);                 \
+  }
+
+// Weight rows [r0, r0 + r) widened to float32 (r, K) in `out`.
+void widen_rows(bool q8, const void* w, const float* scales, int64_t r0, int64_t r, int64_t K, float* out) {
+  if (q8) {
+    const int8_t* q = static_cast<const int8_t*>(w) + r0 * K;
+    const float* s = scales + r0 * (K / kQ8Block);
+    for (int64_t i = 0; i < r * K; ++i) out[i] = static_cast<float>(q[i]) * s[i / kQ8Block];
+  } else {
+    const uint16_t* b = static_cast<const uint16_t*>(w) + r0 * K;
+    for (int64_t i = 0; i < r * K; ++i) out[i] = bf16_to_f32(b[i]);
+  }
+}
+
+// y (M,N) = x (M,K) · w (N,K)ᵀ + beta·y for a packed w, columns split over threads.
+void packed_product(int64_t M, int64_t N, int64_t K, const float* x, bool q8, const void* w, const float* scales,
+                    float beta, float* y) {
+  const bool gemv = M <= kGemvRows;
+  const bool vec = gemv && g_vector_kernels.load(std::memory_order_relaxed) && cpu_has_avx2_fma();
+  auto sgemm = dnnl_sgemm();
+  split_columns(M, N, K, gemv, [&](int64_t n0, int64_t n) {
+    float* yp = y + n0;
+    if (gemv && q8) {
+      const int8_t* q = static_cast<const int8_t*>(w) + n0 * K;
+      const float* s = scales + n0 * (K / kQ8Block);
+      if (!vec) return gemv_q8_scalar(M, n, K, x, K, q, s, beta, yp, N);
+      ATAX_GEMV_DISPATCH(gemv_q8_avx2, M, n, K, x, K, q, s, beta, yp, N)
+    }
+    if (gemv) {
+      const uint16_t* b = static_cast<const uint16_t*>(w) + n0 * K;
+      if (!vec) return gemv_bf16_scalar(M, n, K, x, K, b, K, beta, yp, N);
+      ATAX_GEMV_DISPATCH(gemv_bf16_avx2, M, n, K, x, K, b, K, beta, yp, N)
+    }
+    // Many rows: 64 weight rows at a time widened into a buffer that stays in cache, then sgemm.
+    constexpr int64_t kRows = 64;
+    std::vector<float> buf(static_cast<size_t>(std::min(kRows, n) * K));
+    for (int64_t c = 0; c < n; c += kRows) {
+      const int64_t r = std::min(kRows, n - c);
+      widen_rows(q8, w, scales, n0 + c, r, K, buf.data());
+      int rc = sgemm('N', 'T', M, r, K, 1.0f, x, K, buf.data(), K, beta, yp + c, N);
+      TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
+    }
   });
 }
 
@@ -379,6 +600,75 @@ torch::Tensor one_block(const torch::Tensor& q, const torch::Tensor& k, const to
 
 bool fast_kernels() { return g_fast_kernels.load(std::memory_order_relaxed); }
 void set_fast_kernels(bool on) { g_fast_kernels.store(on, std::memory_order_relaxed); }
+
+torch::Tensor linear_packed(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& scales,
+                            const torch::Tensor& bias) {
+  const bool q8 = scales.defined();
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), "linear_packed: x must be float32 on the CPU");
+  TORCH_CHECK(w.dim() == 2 && w.is_contiguous() && w.scalar_type() == (q8 ? torch::kChar : torch::kBFloat16),
+              "linear_packed: w must be a contiguous (N,K) ", q8 ? "int8" : "bfloat16", " tensor, got ", w.sizes(), " ",
+              w.scalar_type());
+  const int64_t K = x.size(-1), N = w.size(0);
+  TORCH_CHECK(w.size(1) == K, "linear_packed: x has ", K, " features, the weight ", w.sizes());
+  TORCH_CHECK(!q8 || (K % kQ8Block == 0 && scales.is_contiguous() && scales.scalar_type() == torch::kFloat32 &&
+                      scales.sizes() == torch::IntArrayRef({N, K / kQ8Block})),
+              "linear_packed: Q8_0 needs K a multiple of 32 and scales (N, K/32) float32");
+  auto sizes = x.sizes().vec();
+  sizes.back() = N;
+  auto x2 = x.reshape({-1, K}).contiguous();  // (M,K)
+  const int64_t M = x2.size(0);
+  if (!dnnl_sgemm() && M > kGemvRows) {  // no oneDNN: LibTorch's product on the widened weight
+    auto wf = q8 ? dequantize_q8_0(w, scales) : w.to(torch::kFloat32);
+    return torch::nn::functional::linear(x2, wf, bias).view(sizes);
+  }
+  torch::Tensor y;  // (M,N)
+  float beta = 0;
+  if (bias.defined()) {
+    y = bias.to(torch::kFloat32).reshape({1, N}).expand({M, N}).clone(at::MemoryFormat::Contiguous);
+    beta = 1;
+  } else {
+    y = torch::empty({M, N}, x2.options());
+  }
+  if (M > 0 && N > 0) {
+    if (K == 0) {
+      if (!bias.defined()) y.zero_();
+    } else {
+      packed_product(M, N, K, x2.data_ptr<float>(), q8, w.data_ptr(), q8 ? scales.data_ptr<float>() : nullptr, beta,
+                     y.data_ptr<float>());
+    }
+  }
+  return y.view(sizes);
+}
+
+std::pair<torch::Tensor, torch::Tensor> quantize_q8_0(const torch::Tensor& w_in) {
+  TORCH_CHECK(w_in.dim() == 2 && w_in.size(1) % kQ8Block == 0, "quantize_q8_0: needs (N,K) with K a multiple of 32, got ",
+              w_in.sizes());
+  auto w = w_in.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  const int64_t N = w.size(0), K = w.size(1), nb = K / kQ8Block;
+  auto q = torch::empty({N, K}, torch::kChar);
+  auto s = torch::empty({N, nb}, torch::kFloat32);
+  const float* wp = w.data_ptr<float>();
+  int8_t* qp = q.data_ptr<int8_t>();
+  float* sp = s.data_ptr<float>();
+  at::parallel_for(0, N * nb, 1024, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* v = wp + b * kQ8Block;
+      float amax = 0;
+      for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(v[i]));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      for (int64_t i = 0; i < kQ8Block; ++i) qp[b * kQ8Block + i] = static_cast<int8_t>(std::round(v[i] * id));
+      sp[b] = d;
+    }
+  });
+  return {q, s};
+}
+
+torch::Tensor dequantize_q8_0(const torch::Tensor& q, const torch::Tensor& scales) {
+  const int64_t R = q.size(0), K = q.size(1);
+  return (q.to(torch::kFloat32).view({R, K / kQ8Block, kQ8Block}) * scales.unsqueeze(-1)).view({R, K});
+}
+
+void set_vector_kernels(bool on) { g_vector_kernels.store(on, std::memory_order_relaxed); }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, bool w_in_out) {
   const bool f32 = x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32 &&

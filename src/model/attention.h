@@ -18,6 +18,29 @@ namespace atax {
 // values up to float rounding (summation order).
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, bool w_in_out = false);
 
+// Weights stored in fewer bits for CPU evaluation (WeightFormat, model.h), products in float32:
+// y (..., N) = x (..., K) · wᵀ + bias for w (N,K) in nn.Linear's layout, either bfloat16 (`scales`
+// undefined) or int8 with one float32 scale per block of kQ8Block along K (`scales` (N, K/32)),
+// llama.cpp's Q8_0: w[n][k] = q[n][k] · scales[n][k/32]. x float32, not tracked by autograd.
+// Up to kGemvRows rows (decoding) read the packed weight once in AVX2 kernels (a scalar loop
+// without AVX2 or with vector_kernels off); more rows (scoring, prefill) widen blocks of weight
+// rows to float32 and run oneDNN's sgemm on them. Columns are split over threads as linear()'s.
+torch::Tensor linear_packed(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& scales,
+                            const torch::Tensor& bias);
+
+// Q8_0 blocks of 32 along K, as llama.cpp's.
+inline constexpr int64_t kQ8Block = 32;
+// Quantizes w (N,K) float32, K a multiple of kQ8Block, into (int8 values (N,K), float32 scales
+// (N,K/32)): per block d = max|w| / 127, q = round(w / d) (q = 0 for an all-zero block), as
+// llama.cpp's quantize_row_q8_0 does (it keeps d in float16; here float32).
+std::pair<torch::Tensor, torch::Tensor> quantize_q8_0(const torch::Tensor& w);
+// q (R,K) int8 and scales (R,K/32) back to float32 (R,K).
+torch::Tensor dequantize_q8_0(const torch::Tensor& q, const torch::Tensor& scales);
+
+// Whether the packed-weight kernels use AVX2 where the CPU has it; on by default. Tests switch
+// it off to compare the scalar loops with the vector ones.
+void set_vector_kernels(bool on);
+
 // Whether the faster inference paths (oneDNN products, the LM head's fused log-softmax in
 // inference.cpp) are used; on by default. Tests switch them off to compare with the plain path.
 bool fast_kernels();

@@ -5,6 +5,7 @@
 //
 // Shape legend: B batch, T new positions, S = cached + new positions, C hidden, H query heads,
 // Hkv key/value heads, D head dim, V vocab, F MLP size, r LoRA rank.
+#include <atomic>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -26,9 +27,13 @@ struct Linear {
   torch::Tensor lora_a, lora_b;
   double lora_scale = 0;
   bool lora_enabled = true;
+  // pack_weights: weight is bfloat16, or int8 with w_scale (out, in/32) (Q8_0); x stays float32.
+  bool packed = false;
+  torch::Tensor w_scale;
 
   torch::Tensor operator()(const torch::Tensor& x) const {  // x (..., in) -> (..., out)
-    auto y = atax::linear(x, weight, bias, conv1d);  // oneDNN's sgemm in float32 inference (attention.cpp)
+    auto y = packed ? atax::linear_packed(x, weight, w_scale, bias)
+                    : atax::linear(x, weight, bias, conv1d);  // oneDNN's sgemm in float32 inference (attention.cpp)
     if (lora_a.defined() && lora_enabled)
       y = y + torch::nn::functional::linear(torch::nn::functional::linear(x, lora_a), lora_b) * lora_scale;
     return y;
@@ -124,6 +129,19 @@ struct CausalLmImpl::Impl {
   torch::Tensor inv_freq_local;  // Gemma-3 sliding layers (own base, no scaling)
   std::map<std::string, torch::Tensor> params;  // HF name -> parameter (shared storage)
   bool has_lora = false;
+  WeightFormat weights = WeightFormat::kF32;  // pack_weights
+  torch::Tensor embed_scale, lm_head_scale;   // Q8_0 scales of embed and lm_head_w when packed so
+
+  // Token embeddings (B,T,C) of input_ids (B,T): packed rows widened to float32.
+  torch::Tensor embed_tokens(const torch::Tensor& input_ids) const {
+    if (weights == WeightFormat::kF32 || embed.scalar_type() == torch::kFloat32) return torch::embedding(embed, input_ids);
+    if (!embed_scale.defined()) return torch::embedding(embed, input_ids).to(torch::kFloat32);  // bfloat16
+    auto ids = input_ids.reshape({-1});
+    auto rows = dequantize_q8_0(embed.index_select(0, ids), embed_scale.index_select(0, ids));  // (B·T,C)
+    auto sizes = input_ids.sizes().vec();
+    sizes.push_back(embed.size(1));
+    return rows.view(sizes);
+  }
 
   std::vector<Linear*> linears() {
     std::vector<Linear*> out;
@@ -315,9 +333,9 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
 
   torch::Tensor x;
   if (c.arch == Arch::kGpt2) {
-    x = torch::embedding(m.embed, input_ids) + torch::embedding(m.pos_embed, pos);
+    x = m.embed_tokens(input_ids) + torch::embedding(m.pos_embed, pos);
   } else {
-    x = torch::embedding(m.embed, input_ids);
+    x = m.embed_tokens(input_ids);
     // Gemma: × √C, the factor rounded to the hidden dtype as HF does.
     if (c.scale_embeddings)
       x = x * torch::tensor(std::sqrt(static_cast<double>(c.hidden_size)), x.options()).to(x.scalar_type());
@@ -456,7 +474,9 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
 torch::Tensor CausalLmImpl::lm_head(const torch::Tensor& hidden) {
   auto& m = *impl_;
   const auto& w = m.lm_head_w.defined() ? m.lm_head_w : m.embed;
-  auto logits = atax::linear(hidden, w, {}).to(torch::kFloat32);
+  const auto& scale = m.lm_head_w.defined() ? m.lm_head_scale : m.embed_scale;
+  const bool packed = m.weights != WeightFormat::kF32 && w.scalar_type() != torch::kFloat32;
+  auto logits = (packed ? atax::linear_packed(hidden, w, scale, {}) : atax::linear(hidden, w, {})).to(torch::kFloat32);
   // Gemma-2: final logits cap·tanh(logits/cap).
   return config_.final_logit_softcapping > 0 ? softcap(logits, config_.final_logit_softcapping) : logits;
 }
@@ -573,5 +593,64 @@ void CausalLmImpl::merge_lora() {
     if (key.find("__lora_") != std::string::npos) parameters_.erase(key);
   m.has_lora = false;
 }
+
+void CausalLmImpl::pack_weights(WeightFormat format) {
+  auto& m = *impl_;
+  if (format == m.weights) return;
+  if (m.weights != WeightFormat::kF32)
+    throw Error("the model's weights are already " + weight_format_name(m.weights), "",
+                "load the model again to store its weights as " + weight_format_name(format));
+  for (const auto& [name, p] : m.params)
+    if (p.scalar_type() != torch::kFloat32 || !p.device().is_cpu())
+      throw Error("--weights " + weight_format_name(format) + " needs a float32 model on the CPU, but " + name + " is " +
+                      std::string(c10::toString(p.scalar_type())) + " on " + p.device().str(),
+                  "", "drop --dtype bfloat16 and --device cuda, or use --weights f32");
+  if (m.has_lora) throw Error("cannot pack the weights of a model with LoRA adapters", "", "merge the adapters first");
+  torch::NoGradGuard ng;
+  // The parameter keeps its name and shape; set_data swaps its storage for the packed one, and
+  // the float32 storage goes with the last reference (the module, Impl::params and the layers
+  // share one tensor).
+  auto pack = [&](torch::Tensor& w, torch::Tensor& scale) {
+    if (format == WeightFormat::kQ8_0 && w.size(1) % kQ8Block != 0) return false;  // stays float32
+    w.set_requires_grad(false);
+    if (format == WeightFormat::kBf16) {
+      w.set_data(w.to(torch::kBFloat16));
+    } else {
+      auto [q, s] = quantize_q8_0(w);
+      w.set_data(q);
+      scale = s;
+    }
+    return true;
+  };
+  for (Linear* l : m.linears())
+    if (!l->conv1d) l->packed = pack(l->weight, l->w_scale);
+  pack(m.embed, m.embed_scale);
+  if (m.lm_head_w.defined()) pack(m.lm_head_w, m.lm_head_scale);
+  m.weights = format;
+}
+
+WeightFormat CausalLmImpl::weight_format() const { return impl_->weights; }
+
+std::string weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::kBf16: return "bf16";
+    case WeightFormat::kQ8_0: return "q8_0";
+    default: return "f32";
+  }
+}
+
+WeightFormat parse_weight_format(const std::string& name) {
+  if (name == "f32") return WeightFormat::kF32;
+  if (name == "bf16") return WeightFormat::kBf16;
+  if (name == "q8_0") return WeightFormat::kQ8_0;
+  throw Error("unknown weight format \"" + name + "\"", "", "use f32, bf16 or q8_0");
+}
+
+namespace {
+std::atomic<WeightFormat> g_default_weights{WeightFormat::kF32};
+}  // namespace
+
+void set_default_weight_format(WeightFormat f) { g_default_weights.store(f); }
+WeightFormat default_weight_format() { return g_default_weights.load(); }
 
 }  // namespace atax

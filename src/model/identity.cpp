@@ -10,6 +10,12 @@ json HfModel::runtime_settings() const {
     s["dtype"] = std::string(c10::toString(params.front().scalar_type()));
     s["device"] = params.front().device().is_cuda() ? "cuda" : "cpu";
   }
+  // Packed weights (pack_weights): compute stays float32, the weights' format changes answers.
+  // f32 adds no key, so float32 runs keep their cached answers.
+  if (const auto w = model_.net->weight_format(); w != WeightFormat::kF32) {
+    s["dtype"] = std::string(c10::toString(torch::kFloat32));
+    s["weights"] = weight_format_name(w);
+  }
   s["max_length"] = opts_.max_length;
   if (model_.tokenizer) s["chat_template"] = model_.tokenizer->chat_template_identity();
   return s;

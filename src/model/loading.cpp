@@ -117,6 +117,7 @@ LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::T
   if (load) lm.net->adopt_hf_state_dict(std::move(weights), source.string());
   lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();
+  lm.net->pack_weights(opts.weights.value_or(default_weight_format()));
   lm.tokenizer = std::move(tokenizer);
   lm.source = std::move(source);
   if (lm.tokenizer && lm.tokenizer->vocab_size() > config.vocab_size)
@@ -153,6 +154,7 @@ LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
   lm.net->adopt_hf_state_dict(std::move(weights), weights_file);
   lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();
+  lm.net->pack_weights(opts.weights.value_or(default_weight_format()));
   lm.tokenizer = tok;
   lm.source = path;
   if (tok && tok->vocab_size() > config.vocab_size)
@@ -172,6 +174,9 @@ std::string folder_identity(const fs::path& dir, const std::map<std::string, std
 }
 
 void save_model(const LoadedModel& model, const fs::path& dir, torch::Dtype dtype, const json& extra_files) {
+  if (model.net->weight_format() != WeightFormat::kF32)
+    throw Error("cannot save a model whose weights are stored as " + weight_format_name(model.net->weight_format()),
+                dir.string(), "load it with --weights f32 to save or train it");
   fs::path staging = staging_dir_for(dir);
   try {
     json cfg = model.config.to_json();

@@ -137,6 +137,25 @@ struct LoraOptions {
 // How a new network's parameters start: kRandom (normal(0, 0.02) matrices, unit norms, zero
 // biases; seeded by torch::manual_seed) or kNone (allocated but never written, so untouched pages
 // cost no memory: for a network whose every parameter is loaded next).
+// How the weights of the products (every nn.Linear-layout projection, the LM head, the token
+// embedding) are stored for evaluation on the CPU; products and activations stay float32.
+//   kF32: float32 (default; training needs it).
+//   kBf16: bfloat16, half the memory; y = x·wᵀ with w rounded to bfloat16 (8 bits of mantissa).
+//   kQ8_0: llama.cpp's Q8_0, int8 in blocks of 32 along the input dimension with one float32 scale
+//          each (9 bits a weight); a weight whose input dimension is not a multiple of 32, and
+//          GPT-2's Conv1D weights, stay float32.
+// Norms, biases and GPT-2's position embedding stay float32. A model in kBf16 or kQ8_0 is for
+// evaluation: save_model refuses it.
+enum class WeightFormat { kF32, kBf16, kQ8_0 };
+// "f32" | "bf16" | "q8_0".
+std::string weight_format_name(WeightFormat f);
+// Parses "f32" | "bf16" | "q8_0". Fails with Error naming the value otherwise.
+WeightFormat parse_weight_format(const std::string& name);
+// The format load_model and make_model give models whose LoadOptions leave it unset (the CLI's
+// --weights, through commands that load via the pipeline); kF32 until set. Process-wide.
+void set_default_weight_format(WeightFormat f);
+WeightFormat default_weight_format();
+
 enum class WeightInit { kRandom, kNone };
 
 class CausalLmImpl : public torch::nn::Module {
@@ -181,6 +200,12 @@ class CausalLmImpl : public torch::nn::Module {
   // Folds B·A·(alpha/r) into the base weights and removes the adapters.
   void merge_lora();
 
+  // Stores the products' weights in `format` for evaluation (see WeightFormat), freeing their
+  // float32 copies; the packed weights no longer require grad. Fails with Error when the model is
+  // not float32 on the CPU or has LoRA adapters. kF32 on a float32 model changes nothing.
+  void pack_weights(WeightFormat format);
+  WeightFormat weight_format() const;
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
@@ -195,6 +220,7 @@ TORCH_MODULE(CausalLm);
 struct LoadOptions {
   std::string device = "auto";          // auto | cpu | cuda | cuda:N (the one device switch)
   torch::Dtype dtype = torch::kFloat32;  // compute dtype: float32 (default) or bfloat16
+  std::optional<WeightFormat> weights;   // unset: default_weight_format(); not kF32 needs float32 on the CPU
 };
 
 // Resolves "auto"/"cpu"/"cuda[:N]" (env ATAX_DEVICE when "auto"). Error if CUDA is asked for and

@@ -5,6 +5,9 @@
 // 2048-token windows. Tolerance 1e-5 × max(1, |value|) in float32.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "core/core.h"
 #include "model/attention.h"
 #include "model/model.h"
@@ -84,6 +87,25 @@ TEST(FastKernelsTest, LinearEqualsLibTorchProductsSplitOrNot) {
         }
       }
     }
+  }
+  configure_threads(1);
+}
+
+// The worker pool's hand-over: workers spin for a bounded time after a part, then block. Products
+// back to back (handed to a spinning worker), and after pauses longer than the spin (handed to a
+// blocked one), each split over two threads, give the one-thread values exactly (each output
+// column is computed by one thread either way).
+TEST(FastKernelsTest, SplitProductsEqualOneThreadAcrossSpinAndSleep) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(11);
+  auto w = torch::randn({1024, 512}), x = torch::randn({1, 512});
+  configure_threads(1);
+  auto want = atax::linear(x, w, {});
+  configure_threads(2);
+  for (int i = 0; i < 400; ++i) {
+    if (i % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the workers block
+    auto got = atax::linear(x, w, {});
+    ASSERT_TRUE(torch::equal(got, want)) << "call " << i;
   }
   configure_threads(1);
 }
