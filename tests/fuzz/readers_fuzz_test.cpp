@@ -228,6 +228,9 @@ std::vector<Reader> readers(const Tokenizer& tok) {
                 R"({"prompt": "A poem", "constraints": [{"type": "include_word", "value": "moon"}]})"
                 "\n"},
                ds("creativity_jsonl", "test")});
+  r.push_back({"allenai_mc_jsonl", "ARC-Challenge-Test.jsonl",
+               {head_of(fs::path(ATAX_SOURCE_DIR) / "tests/eval/fixtures/olmes_mc/arc/ARC-Challenge/ARC-Challenge-Test.jsonl", 4)},
+               ds("allenai_mc_jsonl", "test")});
   r.push_back({"preference_jsonl", "prefs.jsonl",
                {R"({"prompt": "Hi", "chosen": " there", "rejected": " no", "category": "c", "kind": "k", "difficulty": 2})"
                 "\n"
