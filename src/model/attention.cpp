@@ -601,6 +601,32 @@ torch::Tensor one_block(const torch::Tensor& q, const torch::Tensor& k, const to
 bool fast_kernels() { return g_fast_kernels.load(std::memory_order_relaxed); }
 void set_fast_kernels(bool on) { g_fast_kernels.store(on, std::memory_order_relaxed); }
 
+namespace {
+// y (M,N) for x2 (M,K): the bias broadcast over the rows (a copy, never the bias itself) or zeros,
+// plus what add(beta, y) accumulates into it (beta 1 over a bias, 0 otherwise); add is not called
+// when M, N or K is 0.
+torch::Tensor bias_plus(const torch::Tensor& x2, int64_t N, const torch::Tensor& bias,
+                        const std::function<void(float, float*)>& add) {
+  const int64_t M = x2.size(0), K = x2.size(1);
+  torch::Tensor y;
+  float beta = 0;
+  if (bias.defined()) {
+    y = bias.to(torch::kFloat32).reshape({1, N}).expand({M, N}).clone(at::MemoryFormat::Contiguous);
+    beta = 1;
+  } else {
+    y = torch::empty({M, N}, x2.options());
+  }
+  if (M > 0 && N > 0) {
+    if (K == 0) {
+      if (!bias.defined()) y.zero_();
+    } else {
+      add(beta, y.data_ptr<float>());
+    }
+  }
+  return y;
+}
+}  // namespace
+
 torch::Tensor linear_packed(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& scales,
                             const torch::Tensor& bias) {
   const bool q8 = scales.defined();
@@ -621,23 +647,10 @@ torch::Tensor linear_packed(const torch::Tensor& x, const torch::Tensor& w, cons
     auto wf = q8 ? dequantize_q8_0(w, scales) : w.to(torch::kFloat32);
     return torch::nn::functional::linear(x2, wf, bias).view(sizes);
   }
-  torch::Tensor y;  // (M,N)
-  float beta = 0;
-  if (bias.defined()) {
-    y = bias.to(torch::kFloat32).reshape({1, N}).expand({M, N}).clone(at::MemoryFormat::Contiguous);
-    beta = 1;
-  } else {
-    y = torch::empty({M, N}, x2.options());
-  }
-  if (M > 0 && N > 0) {
-    if (K == 0) {
-      if (!bias.defined()) y.zero_();
-    } else {
-      packed_product(M, N, K, x2.data_ptr<float>(), q8, w.data_ptr(), q8 ? scales.data_ptr<float>() : nullptr, beta,
-                     y.data_ptr<float>());
-    }
-  }
-  return y.view(sizes);
+  return bias_plus(x2, N, bias, [&](float beta, float* y) {
+           packed_product(M, N, K, x2.data_ptr<float>(), q8, w.data_ptr(), q8 ? scales.data_ptr<float>() : nullptr,
+                          beta, y);
+         }).view(sizes);
 }
 
 std::pair<torch::Tensor, torch::Tensor> quantize_q8_0(const torch::Tensor& w_in) {
@@ -688,21 +701,9 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
   }
   auto x2 = x.reshape({-1, K}).contiguous();  // (M,K)
   const int64_t M = x2.size(0);
-  torch::Tensor y;  // (M,N)
-  float beta = 0;
-  if (bias.defined()) {
-    y = bias.reshape({1, N}).expand({M, N}).clone(at::MemoryFormat::Contiguous);  // never the bias itself
-    beta = 1;
-  } else {
-    y = torch::empty({M, N}, x2.options());
-  }
-  if (M > 0 && N > 0) {
-    if (K == 0) {
-      if (!bias.defined()) y.zero_();
-    } else {
-      sgemm_xw(M, N, K, x2.data_ptr<float>(), w.data_ptr<float>(), w_in_out, beta, y.data_ptr<float>());
-    }
-  }
+  auto y = bias_plus(x2, N, bias, [&](float beta, float* yp) {
+    sgemm_xw(M, N, K, x2.data_ptr<float>(), w.data_ptr<float>(), w_in_out, beta, yp);
+  });
   auto sizes = x.sizes().vec();
   sizes.back() = N;
   return y.view(sizes);
