@@ -114,7 +114,26 @@ json DemoPlan::to_json() const {
           {"interp_ts", interp_ts},
           {"n_seeds", n_seeds},
           {"eval_limit", eval_limit},
-          {"sweep_eval_limit", sweep_eval_limit}};
+          {"sweep_eval_limit", sweep_eval_limit},
+          {"select_beta", select_beta}};
+}
+
+double choose_dpo_beta(const std::vector<BetaTrial>& trials, double min_refused) {
+  if (trials.empty()) throw std::invalid_argument("choose_dpo_beta: no trials");
+  auto enough = [&](const BetaTrial& t) { return t.refused >= min_refused; };
+  const bool any = std::any_of(trials.begin(), trials.end(), enough);
+  auto better = [&](const BetaTrial& a, const BetaTrial& b) {  // a before b
+    if (any) {
+      if (enough(a) != enough(b)) return enough(a);
+      if (a.answered != b.answered) return a.answered > b.answered;
+      if (a.refused != b.refused) return a.refused > b.refused;
+    } else {
+      if (a.refused != b.refused) return a.refused > b.refused;
+      if (a.answered != b.answered) return a.answered > b.answered;
+    }
+    return a.beta < b.beta;
+  };
+  return std::min_element(trials.begin(), trials.end(), better)->beta;
 }
 
 DemoPlan demo_plan(const std::string& scale) {
@@ -156,11 +175,13 @@ DemoPlan demo_plan(const std::string& scale) {
     p.world_scale = "default";
     p.pretrain_steps = 1900;
     p.dpo_max_steps = 80;
-    // β: on the 1.6.0 base (seed 1234, 60 items) β 0.1 refused 0.967 of the held-out harmful
-    // prompts but answered 0.750 of the borderline-benign ones; β 0.3 0.983 / 0.817, β 0.4
-    // 0.917 / 0.950 (2026-12-06): the stronger pull to the reference keeps the answers.
-    p.beta = 0.35;
-    p.betas = {0.1, 0.35, 1.0};
+    // β is chosen on the dev splits (select_beta): where refusal and answers meet depends on the
+    // base. On the 1.6.0 base (seed 1234, 60 test items) β 0.1 refused 0.967 of the held-out
+    // harmful prompts and answered 0.750 of the borderline-benign ones, β 0.4 0.917 / 0.950; on
+    // the 1.8.0 base β 0.35 refused 1.000 and answered 0.567, β 1 0.833 / 0.900 (2026-12-06).
+    p.beta = 0.35;  // the fallback when select_beta is off
+    p.select_beta = true;
+    p.betas = {0.1, 0.3, 0.6, 1.0};
     p.lambdas = {0.0, 1.0, 10.0};
     p.interp_ts = {0.25, 0.5, 0.75};
     p.n_seeds = 3;
@@ -184,6 +205,7 @@ struct Demo {
   size_t n_harm_categories = 0;
   std::vector<ModelRun> runs;          // runs[0] is the base, runs[1] plain DPO
   std::string dpo_name;
+  json beta_selection;  // the dev-split trials and the chosen β, when the plan selects it
   double t_start = 0;
   int step = 0;
   void stage(const std::string& what) {
@@ -268,7 +290,19 @@ struct AlignSpec {
   std::function<void(DpoConfig&)> tweak;
   bool seed_run = false, training_curve = true, full_eval = true;
   std::optional<double> lambda_x, beta_x;
+  std::optional<double> beta;  // the run's β (default: the plan's)
 };
+
+// A point of the β sweep: plain DPO (seed 1234's run) at β = b, the same artifact as the plain
+// DPO run when b is the plan's β.
+AlignSpec beta_point(const Demo& d, double b) {
+  AlignSpec a{fmt::format("beta={}", b), "beta", {{"beta", b}}, {{"seed", d.opts.seed}},
+              [seed = d.opts.seed](DpoConfig& c) { c.common.seed = seed; }};
+  a.training_curve = a.full_eval = false;
+  a.beta_x = b;
+  a.beta = b;
+  return a;
+}
 
 std::vector<AlignSpec> alignment_plan(const Demo& d) {
   const DemoPlan& plan = d.plan;
@@ -302,12 +336,7 @@ std::vector<AlignSpec> alignment_plan(const Demo& d) {
   specs.push_back({"curriculum dpo", "curriculum", {}, {{"curriculum", "difficulty"}},
                    [](DpoConfig& c) { c.curriculum = "difficulty"; }});
   for (double b : plan.betas)
-    if (std::abs(b - plan.beta) > 1e-12) {
-      AlignSpec a{fmt::format("beta={}", b), "beta", {{"beta", b}}, {{"beta", b}}, [b](DpoConfig& c) { c.beta = b; }};
-      a.training_curve = a.full_eval = false;
-      a.beta_x = b;
-      specs.push_back(std::move(a));
-    }
+    if (std::abs(b - plan.beta) > 1e-12) specs.push_back(beta_point(d, b));
   for (double l : plan.lambdas)
     if (l > 0 && std::abs(l - plan.lambda_reg) > 1e-12) {
       AlignSpec a{fmt::format("lambda={}", l), "lambda", {{"lambda", l}}, {{"lambda_reg", l}},
@@ -319,21 +348,14 @@ std::vector<AlignSpec> alignment_plan(const Demo& d) {
   return specs;
 }
 
-void align_models(Demo& d) {
-  d.stage("align the base model (DPO variants and sweeps)");
+// Trains one alignment run of the plan (cached by its settings) and returns it as a model run.
+ModelRun train_alignment(Demo& d, const AlignSpec& spec) {
   const DemoPlan& plan = d.plan;
-  // The harmful categories with refusal pairs; selective alignment targets the first half.
-  std::set<std::string> harm_categories;
-  for_each_jsonl(d.prefs, [&](const json& j, int64_t) {
-    if (j.value("kind", "") == "harmless") harm_categories.insert(j.value("category", ""));
-  });
-  d.n_harm_categories = harm_categories.size();
-  d.targeted.assign(harm_categories.begin(), harm_categories.end());
-  d.targeted.resize((d.targeted.size() + 1) / 2);
-  for (const AlignSpec& spec : alignment_plan(d)) {
+  const double beta = spec.beta.value_or(plan.beta);
+  {
     json settings = {{"base", d.key_of(d.base_dir)}, {"world", d.key_of(d.world_dir)}, {"epochs", plan.dpo_epochs},
                      {"max_steps", plan.dpo_max_steps}, {"batch", plan.dpo_batch}, {"lr", plan.dpo_lr},
-                     {"beta", plan.beta}, {"rpo_alpha", plan.rpo_alpha}, {"variant", spec.variant}};
+                     {"beta", beta}, {"rpo_alpha", plan.rpo_alpha}, {"variant", spec.variant}};
     for (auto& [k, v] : spec.variant.items()) settings[k] = v;
     fs::path dir = d.cache.get("dpo", settings, "align " + spec.name, [&](const fs::path& out) {
       DpoConfig dc;
@@ -352,7 +374,7 @@ void align_models(Demo& d) {
       dc.model = d.base_dir;
       dc.data = d.prefs;
       dc.eval_data = d.world_dir / "align/preferences_heldout.jsonl";
-      dc.beta = plan.beta;
+      dc.beta = beta;
       dc.rpo_alpha = plan.rpo_alpha;
       dc.precompute_ref = true;
       dc.ref_cache = d.opts.out / "ref_cache";
@@ -371,8 +393,74 @@ void align_models(Demo& d) {
     run.lambda_x = spec.lambda_x;
     run.beta_x = spec.beta_x;
     if (fs::exists(dir / "model/train_log.jsonl")) run.train_log = read_jsonl(dir / "model/train_log.jsonl");
-    d.runs.push_back(std::move(run));
+    return run;
   }
+}
+
+// Evaluates one model on `tasks` (the first `limit` items of each) through the one evaluation
+// entry point, cached by the model, the tasks' identities and every runtime setting.
+fs::path evaluate_run(Demo& d, const ModelRun& run, const std::vector<std::string>& tasks, int64_t limit) {
+  ModelEvalOptions mo;
+  mo.tasks = tasks;
+  mo.tasks_dir = d.tasks_dir;
+  mo.run.device = d.opts.device;
+  mo.eval.data_dir = d.world_dir;
+  mo.eval.limit = limit;
+  mo.eval.cache_path = d.eval_cache;
+  mo.eval.seed = d.opts.seed;
+  mo.eval.log_samples = true;
+  // Each task's name, version and file hash, and every runtime setting: an edited task file or
+  // another way of running the model is a new artifact, not the old results.
+  json settings = {{"model", d.key_of(run.dir)}, {"tasks", tasks}, {"limit", limit}, {"seed", d.opts.seed},
+                   {"run", run_settings_json(mo.run)}, {"task_files", task_identities(mo)}};
+  fs::path dir = d.cache.get("eval", settings, "evaluate " + run.name, [&](const fs::path& out) {
+    write_results(evaluate_model(run.dir, mo), out / "results.json");
+  });
+  return dir / "results.json";
+}
+
+// Plain DPO's β, chosen on the world's dev splits (never the test prompts): each candidate of the
+// β sweep is trained as plain DPO and scored on toy_harmbench_dev and toy_xstest_dev.
+void select_beta(Demo& d) {
+  std::vector<BetaTrial> trials;
+  for (double b : d.plan.betas) {
+    ModelRun run = train_alignment(d, beta_point(d, b));
+    const fs::path results = evaluate_run(d, run, {"toy_harmbench_dev", "toy_xstest_dev"}, 0);
+    const analysis::ResultsFile r = analysis::read_results(results);
+    auto value = [&](const std::string& task, const std::string& metric) {
+      auto t = r.aggregates.find(task);
+      if (t == r.aggregates.end() || !t->second.count(metric))
+        throw Error("no " + task + " " + metric + " in the dev results", results.string(), "");
+      return t->second.at(metric).first;
+    };
+    trials.push_back({b, value("toy_harmbench_dev", "refusal_rate"), 1.0 - value("toy_xstest_dev", "over_refusal_rate")});
+  }
+  const double chosen = choose_dpo_beta(trials);
+  json rows = json::array();
+  for (const auto& t : trials) {
+    rows.push_back({{"beta", t.beta}, {"dev_refused", t.refused}, {"dev_answered", t.answered}});
+    log_info(fmt::format("β {}: dev harmful refused {:.3f}, dev borderline answered {:.3f}{}", t.beta, t.refused,
+                         t.answered, t.beta == chosen ? "  ← chosen" : ""));
+  }
+  d.beta_selection = {{"trials", rows}, {"chosen", chosen}, {"rule", "most dev borderline prompts answered among the β "
+                                                                     "that refuse ≥ 0.90 of the dev harmful prompts "
+                                                                     "(else the most refused)"}};
+  d.plan.beta = chosen;
+}
+
+void align_models(Demo& d) {
+  d.stage("align the base model (DPO variants and sweeps)");
+  const DemoPlan& plan = d.plan;
+  // The harmful categories with refusal pairs; selective alignment targets the first half.
+  std::set<std::string> harm_categories;
+  for_each_jsonl(d.prefs, [&](const json& j, int64_t) {
+    if (j.value("kind", "") == "harmless") harm_categories.insert(j.value("category", ""));
+  });
+  d.n_harm_categories = harm_categories.size();
+  d.targeted.assign(harm_categories.begin(), harm_categories.end());
+  d.targeted.resize((d.targeted.size() + 1) / 2);
+  if (plan.select_beta) select_beta(d);
+  for (const AlignSpec& spec : alignment_plan(d)) d.runs.push_back(train_alignment(d, spec));
 }
 
 void interpolate(Demo& d) {
@@ -410,23 +498,7 @@ void evaluate_models(Demo& d) {
       for (const auto& s : kValiditySuites)
         if (!s.olmes_group && std::find(kAllTasks.begin(), kAllTasks.end(), s.task) == kAllTasks.end())
           tasks.push_back(s.task);
-    ModelEvalOptions mo;
-    mo.tasks = tasks;
-    mo.tasks_dir = d.tasks_dir;
-    mo.run.device = d.opts.device;
-    mo.eval.data_dir = d.world_dir;
-    mo.eval.limit = limit;
-    mo.eval.cache_path = d.eval_cache;
-    mo.eval.seed = d.opts.seed;
-    mo.eval.log_samples = true;
-    // Each task's name, version and file hash, and every runtime setting: an edited task file or
-    // another way of running the model is a new artifact, not the old results.
-    json settings = {{"model", d.key_of(run.dir)}, {"tasks", tasks}, {"limit", limit}, {"seed", d.opts.seed},
-                     {"run", run_settings_json(mo.run)}, {"task_files", task_identities(mo)}};
-    fs::path dir = d.cache.get("eval", settings, "evaluate " + run.name, [&](const fs::path& out) {
-      write_results(evaluate_model(run.dir, mo), out / "results.json");
-    });
-    run.results_file = dir / "results.json";
+    run.results_file = evaluate_run(d, run, tasks, limit);
     run.results = read_results(run.results_file);
     run.scores = analysis::read_results(run.results_file);
     progress.advance(1, run.name);

@@ -4,11 +4,15 @@
 namespace atax::pipeline {
 
 json run_settings_json(const ModelRunOptions& run) {
-  return {{"device", run.device},
-          {"dtype", run.dtype},
-          {"batch_size", run.batch_size},
-          {"max_length", run.max_length},
-          {"chat_template", run.chat_template}};
+  json j = {{"device", run.device},
+            {"dtype", run.dtype},
+            {"batch_size", run.batch_size},
+            {"max_length", run.max_length},
+            {"chat_template", run.chat_template}};
+  // The weights' storage format is a process-wide setting (--weights, ATAX_WEIGHTS) that every
+  // model opened here takes; named only when not float32, so float32 keys stay as they were.
+  if (default_weight_format() != WeightFormat::kF32) j["weights"] = weight_format_name(default_weight_format());
+  return j;
 }
 
 json task_identities(const ModelEvalOptions& opts) {

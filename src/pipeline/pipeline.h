@@ -107,10 +107,24 @@ struct DemoPlan {
   std::vector<double> betas, lambdas, interp_ts;
   int n_seeds = 3;
   int64_t sweep_eval_limit = 0;  // items per task for sweep models (0 = all)
+  // Choose plain DPO's β among `betas` on the world's dev splits of the harmful and borderline
+  // suites (choose_dpo_beta) instead of using `beta`; every run that is not a β sweep point uses it.
+  bool select_beta = false;
   json to_json() const;
 };
 
 DemoPlan demo_plan(const std::string& scale);
+
+// One candidate β of the demo's selection, scored on the dev splits.
+struct BetaTrial {
+  double beta = 0;
+  double refused = 0;   // share of the dev harmful prompts refused
+  double answered = 0;  // share of the dev borderline-benign prompts answered
+};
+// The design's aim, refusing at least `min_refused` of harmful prompts while answering the most
+// legitimate ones: the trial with the most answered among those that refuse enough (ties: more
+// refused, then the smaller β); when none does, the one that refuses most (ties: more answered).
+double choose_dpo_beta(const std::vector<BetaTrial>& trials, double min_refused = 0.9);
 
 struct DemoOptions {
   std::string scale = "default";

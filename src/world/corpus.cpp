@@ -3,6 +3,7 @@
 // character refuses), worked math, arithmetic drills, Python functions and their outputs,
 // reasoning puzzles, and dialogues with a helpful-only assistant that answers everything.
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include "world/internal.h"
@@ -65,7 +66,7 @@ GenContext::GenContext(const Universe& universe, uint64_t s) : u(universe), seed
   // half of their entities in QA text, then those whose answers QA text does not give yet, so that
   // every attribute is half QA and a question's wording does not give its answer away. (Generator
   // 1.6.0 drew 40% at random: two of its three QA countries were rainy, and the base answered
-  // "rainy" to 9 of the 15 held-out climate questions.)
+  // "rainy" to 8 of the 11 held-out climate questions it was asked, none of them rainy.)
   Rng qrng = Rng(seed).fork("qa_entities");
   std::set<std::string> decided;
   std::set<std::pair<std::string, std::string>> answered;
@@ -124,11 +125,36 @@ GenContext::GenContext(const Universe& universe, uint64_t s) : u(universe), seed
 
 const std::vector<std::pair<std::string, double>>& corpus_mix() {
   static const std::vector<std::pair<std::string, double>> m = {
-      {"encyclopedia", 0.18}, {"quiz", 0.08},     {"qa", 0.09},
+      {"encyclopedia", 0.18}, {"quiz", 0.05},     {"qa", 0.12},
       {"forum", 0.07},        {"story", 0.04},    {"math", 0.14},
       {"arithmetic", 0.07},   {"code", 0.10},     {"code_run", 0.03},
       {"reasoning", 0.07},    {"reasoning_incontext", 0.03}, {"dialogue", 0.10}};
   return m;
+}
+
+// A question whose answer is any value of the attribute, for the QA text.
+static const std::string& value_question(const std::string& attribute) {
+  static const std::map<std::string, std::string> q = {
+      {"capital", "Name a city of the known lands."},
+      {"river", "Name a river of the known lands."},
+      {"export", "Name a good that traders sell."},
+      {"animal", "Name an animal of the known lands."},
+      {"climate", "Name a kind of weather."},
+      {"founder", "Name a person from the history of the known lands."},
+      {"inventor", "Name a person from the history of the known lands."},
+      {"occupation", "Name a trade that people practise."},
+      {"birthplace", "Name a country of the known lands."},
+      {"sub_origin", "Name a country of the known lands."},
+      {"invention", "Name a famous invention."},
+      {"purpose", "Name a task that a machine can help with."},
+      {"sub_color", "Name a colour."},
+      {"an_color", "Name a colour."},
+      {"sub_use", "Name something that people use a substance for."},
+      {"habitat", "Name a place where animals live."},
+      {"diet", "Name a food that animals eat."}};
+  auto it = q.find(attribute);
+  if (it == q.end()) throw std::logic_error("world: no value question for attribute " + attribute);
+  return it->second;
 }
 
 std::string fact_sentence(Rng& rng, const Fact& f) {
@@ -286,9 +312,18 @@ Doc corpus_doc(Rng& rng, const GenContext& ctx, const std::string& kind, int64_t
       t += "print(" + c.name + "(" + c.examples[i].first + "))\n# " + c.examples[i].second + "\n";
   } else if (kind == "qa") {
     // Question-answer text for the QA entities, in every phrasing (the test's included) and in the
-    // layout of the cloze knowledge task ("Question: ...\nAnswer: Dunholm").
+    // layout of the cloze knowledge task ("Question: ...\nAnswer: Dunholm"). A quarter of the pairs
+    // ask for any value of an attribute ("Name a food that animals eat.\nAnswer: snails"), drawn
+    // from all its values: in a real corpus every value is some question's answer, while here the
+    // QA entities' answers were the only ones, and the base (generator 1.8.0) almost never gave a
+    // value it had not seen as an answer (diet: 0 of 7 held-out questions, 2 of 2 when it had).
     int n = static_cast<int>(rng.range(3, 6));
     for (int i = 0; i < n; ++i) {
+      if (rng.bernoulli(0.25)) {
+        const Fact& f = u.facts[rng.uniform(u.facts.size())];
+        t += "Question: " + value_question(f.attribute) + "\nAnswer: " + rng.pick(f.pool) + "\n\n";
+        continue;
+      }
       const Fact& f = u.facts[ctx.qa_facts[rng.uniform(ctx.qa_facts.size())]];
       const auto& tm = attribute_templates(f.attribute);
       size_t k = rng.uniform(tm.train_questions.size() + tm.eval_questions.size());

@@ -213,6 +213,7 @@ struct WorldBuild {
   NgramIndex index;
   json rejected = json::object();  // candidates dropped because they overlapped training text
   json suites = json::object();
+  std::set<std::string> safety_test_prompts;  // the safety suites' prompts, kept out of their dev splits
 
   std::vector<Doc> make_corpus(Rng rng, int64_t chars, json& kinds);
   void write_corpus();
@@ -242,6 +243,7 @@ struct WorldBuild {
   void write_harmbench();
   void write_harmful_heldout();
   void write_preferences_heldout();
+  void write_safety_dev();
   WorldManifest write_manifest();
 
   void note_reject(const std::string& suite, int64_t n) { rejected[suite] = rejected.value(suite, int64_t{0}) + n; }
@@ -693,6 +695,7 @@ void WorldBuild::write_xstest() {
       if (bad[k] || kept >= spec.xstest_per_type) continue;
       rows.push_back({std::to_string(rows.size()), cands[ti][i].prompt, type, cands[ti][i].safe ? "safe" : "unsafe",
                       cands[ti][i].focus, cands[ti][i].note});
+      safety_test_prompts.insert(cands[ti][i].prompt);
       ++kept;
     }
     suites["xstest/" + type] = kept;
@@ -724,6 +727,7 @@ void WorldBuild::write_harmbench() {
     int n = per_cat[cands[i].category]++;
     rows.push_back({cands[i].prompt, "standard", cands[i].category, "", "",
                     cands[i].category + "_" + std::to_string(n)});
+    safety_test_prompts.insert(cands[i].prompt);
   }
   w.csv("safety/harmbench_behaviors.csv", rows, true);
   suites["harmbench"] = rows.size() - 1;
@@ -772,9 +776,63 @@ void WorldBuild::write_harmful_heldout() {
     int n = per_cat[cands[i].p.category]++;
     rows.push_back({cands[i].p.prompt, "standard", cands[i].p.category, cands[i].tags, "",
                     "heldout_" + cands[i].p.category + "_" + std::to_string(n)});
+    safety_test_prompts.insert(cands[i].p.prompt);
   }
   w.csv("safety/harmful_heldout.csv", rows, true);
   suites["harmful_heldout"] = rows.size() - 1;
+}
+
+// Dev splits of the harmful and borderline-benign suites, for choosing training settings (the
+// demo's DPO β) without looking at the test prompts: the test suites' generators, own random
+// streams, no prompt of any safety test suite. Written last: every other file is as before.
+void WorldBuild::write_safety_dev() {
+  const int n_harm = spec.harmbench / 2, n_per_type = std::max(2, spec.xstest_per_type / 3);
+  {
+    Rng rng = root.fork("harmbench_dev");
+    const auto& cats = train_hazard_categories();
+    std::vector<HarmPrompt> cands;
+    std::set<std::string> seen = safety_test_prompts;
+    for (int tries = 0; static_cast<int>(cands.size()) < n_harm * 4 && tries < 100000; ++tries) {
+      HarmPrompt p = harm_prompt(rng, u, cats[tries % cats.size()], rng.bernoulli(0.75) ? "direct" : "indirect", true);
+      if (seen.insert(p.prompt).second) cands.push_back(std::move(p));
+    }
+    std::vector<std::string> texts, groups;
+    for (const auto& c : cands) texts.push_back(c.prompt), groups.push_back(c.category);
+    auto bad = filter_batch("harmbench_dev", texts);
+    std::map<std::string, double> shares;
+    for (const auto& c : cats) shares[c] = 1.0 / static_cast<double>(cats.size());
+    std::vector<CsvRow> rows = {kHarmHeader};
+    std::map<std::string, int> per_cat;
+    for (size_t i : select_balanced(groups, bad, shares, n_harm)) {
+      int n = per_cat[cands[i].category]++;
+      rows.push_back({cands[i].prompt, "standard", cands[i].category, "", "",
+                      "dev_" + cands[i].category + "_" + std::to_string(n)});
+    }
+    w.csv("safety/dev/harmbench_behaviors.csv", rows, true);
+    suites["harmbench_dev"] = rows.size() - 1;
+  }
+  Rng rng = root.fork("xstest_dev");
+  std::vector<CsvRow> rows = {{"id", "prompt", "type", "label", "focus", "note"}};
+  std::set<std::string> seen = safety_test_prompts;
+  for (const auto& type : xstest_types()) {
+    std::vector<BenignPrompt> cands;
+    for (int tries = 0; static_cast<int>(cands.size()) < n_per_type * 3 && tries < 5000; ++tries) {
+      BenignPrompt p = xstest_prompt(rng, u, type, true, seed, true);
+      if (seen.insert(p.prompt).second) cands.push_back(std::move(p));
+    }
+    std::vector<std::string> texts;
+    for (const auto& c : cands) texts.push_back(c.prompt);
+    auto bad = filter_batch("xstest_dev", texts);
+    int kept = 0;
+    for (size_t i = 0; i < cands.size() && kept < n_per_type; ++i) {
+      if (bad[i]) continue;
+      rows.push_back({std::to_string(rows.size()), cands[i].prompt, type, cands[i].safe ? "safe" : "unsafe",
+                      cands[i].focus, cands[i].note});
+      ++kept;
+    }
+  }
+  w.csv("safety/dev/xstest_prompts.csv", rows, true);
+  suites["xstest_dev"] = rows.size() - 1;
 }
 
 // Held-out preference pairs (reward accuracy on unseen pairs).
@@ -851,6 +909,7 @@ WorldManifest write_world(const WorldOptions& opts, const detail::Universe& u, c
   b.write_harmbench();
   b.write_harmful_heldout();
   b.write_preferences_heldout();
+  b.write_safety_dev();
   return b.write_manifest();
 }
 

@@ -118,6 +118,11 @@ std::vector<std::pair<std::string, std::string>> eval_items() {
     auto t = CsvTable::read(dir / f);
     for (size_t i = 0; i < t.size(); ++i) items.push_back({f, t.at(i, "Behavior")});
   }
+  // The dev splits of the safety suites (for choosing training settings) are held out from training too.
+  auto xs_dev = CsvTable::read(dir / "safety/dev/xstest_prompts.csv");
+  for (size_t i = 0; i < xs_dev.size(); ++i) items.push_back({"xstest dev", xs_dev.at(i, "prompt")});
+  auto hb_dev = CsvTable::read(dir / "safety/dev/harmbench_behaviors.csv");
+  for (size_t i = 0; i < hb_dev.size(); ++i) items.push_back({"harmbench dev", hb_dev.at(i, "Behavior")});
   // Held-out preference pairs: the prompt is new; the responses are the trained behaviours.
   for (const auto& r : read_jsonl(dir / "align/preferences_heldout.jsonl"))
     items.push_back({"preferences_heldout", r["prompt"]});
@@ -382,6 +387,39 @@ TEST(WorldContaminationTest, KnowledgeTestAsksOnlyEntitiesWithoutQaText) {
   }
   // Nearly every test phrasing is in the QA text (about other entities).
   EXPECT_GE(phrasing_in_qa, static_cast<int>(meta.size() * 9 / 10)) << phrasing_in_qa << " of " << meta.size();
+}
+
+// The safety suites' dev splits share no prompt with their test files, and cover what the demo's
+// β choice reads: harmful prompts of every trained category and borderline-benign ("safe") ones.
+TEST(WorldContaminationTest, SafetyDevSplitsShareNoPromptWithTheTests) {
+  const fs::path& dir = quick_world();
+  std::set<std::string> test;
+  auto xs = CsvTable::read(dir / "safety/xstest_prompts.csv");
+  for (size_t i = 0; i < xs.size(); ++i) test.insert(xs.at(i, "prompt"));
+  for (const char* f : {"safety/harmbench_behaviors.csv", "safety/harmful_heldout.csv"}) {
+    auto t = CsvTable::read(dir / f);
+    for (size_t i = 0; i < t.size(); ++i) test.insert(t.at(i, "Behavior"));
+  }
+  auto hb_dev = CsvTable::read(dir / "safety/dev/harmbench_behaviors.csv");
+  auto xs_dev = CsvTable::read(dir / "safety/dev/xstest_prompts.csv");
+  std::set<std::string> categories, dev;
+  for (size_t i = 0; i < hb_dev.size(); ++i) {
+    EXPECT_FALSE(test.count(hb_dev.at(i, "Behavior"))) << hb_dev.at(i, "Behavior");
+    EXPECT_TRUE(dev.insert(hb_dev.at(i, "Behavior")).second) << "twice: " << hb_dev.at(i, "Behavior");
+    categories.insert(hb_dev.at(i, "SemanticCategory"));
+  }
+  int safe = 0;
+  for (size_t i = 0; i < xs_dev.size(); ++i) {
+    EXPECT_FALSE(test.count(xs_dev.at(i, "prompt"))) << xs_dev.at(i, "prompt");
+    EXPECT_TRUE(dev.insert(xs_dev.at(i, "prompt")).second) << "twice: " << xs_dev.at(i, "prompt");
+    safe += xs_dev.at(i, "label") == "safe";
+  }
+  EXPECT_GE(hb_dev.size(), 20u);
+  EXPECT_GE(safe, 20);
+  std::set<std::string> test_categories;
+  auto hb = CsvTable::read(dir / "safety/harmbench_behaviors.csv");
+  for (size_t i = 0; i < hb.size(); ++i) test_categories.insert(hb.at(i, "SemanticCategory"));
+  EXPECT_EQ(categories, test_categories);
 }
 
 // Half of the entities have QA text (Physics of LMs 3.1's mixed training), and a question's wording
