@@ -636,6 +636,16 @@ DemoResult run_demo(const DemoOptions& opts) {
   report::Table validity = validity_table(d, validity_json);
   summary["validity"] = validity_json;
   out << "\n## Validity (base model; " << d.dpo_name << " refusal)\n\n" << report::table_markdown(validity);
+  if (!d.beta_selection.is_null()) {
+    summary["beta_selection"] = d.beta_selection;
+    out << "\nβ of " << d.dpo_name << ", chosen on the dev splits (toy_harmbench_dev, toy_xstest_dev; never the test "
+        << "prompts): " << d.beta_selection["rule"].get<std::string>() << "\n\n| β | dev harmful refused | dev "
+        << "borderline answered | chosen |\n|---:|---:|---:|:-:|\n";
+    for (const auto& t : d.beta_selection["trials"])
+      out << fmt::format("| {} | {:.3f} | {:.3f} | {} |\n", t["beta"].get<double>(), t["dev_refused"].get<double>(),
+                         t["dev_answered"].get<double>(),
+                         t["beta"].get<double>() == d.beta_selection["chosen"].get<double>() ? "yes" : "");
+  }
 
   // Exercise 1: the tax of the DPO-aligned model, with its mean.
   std::vector<analysis::TaxTable> tables(d.runs.size());
