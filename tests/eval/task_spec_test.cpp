@@ -149,9 +149,11 @@ TEST(TaskSpecTest, DataPathsAndSelection) {
   for (const auto& t : safety) EXPECT_EQ(t.group, "safety");
   EXPECT_GE(safety.size(), 7u);
   auto toy = select_tasks({"toy"}, kTasks);
-  EXPECT_EQ(toy.size(), 15u);  // the nine toy suites, toy_code_greedy, the cloze knowledge task, four diagnostics
+  // the nine toy suites, toy_code_greedy, the cloze knowledge task, four diagnostics, the two safety dev splits
+  EXPECT_EQ(toy.size(), 17u);
   for (const auto& t : select_tasks({"diagnostic"}, kTasks)) EXPECT_EQ(t.group, "diagnostic") << t.name;
-  EXPECT_EQ(select_tasks({"diagnostic"}, kTasks).size(), 5u);  // MCF knowledge, recall, letter format, copying, in-context
+  // MCF knowledge, recall, letter format, copying, in-context; the harmful and borderline dev splits
+  EXPECT_EQ(select_tasks({"diagnostic"}, kTasks).size(), 7u);
   auto two = select_tasks({"mmlu", "gsm8k", "mmlu"}, kTasks);
   ASSERT_EQ(two.size(), 2u);
   EXPECT_EQ(two[0].name, "mmlu");
