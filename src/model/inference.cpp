@@ -14,13 +14,14 @@ namespace atax {
 
 namespace {
 
-// Padded positions one scoring forward pass holds (activations ~ kBatchTokens × F floats). 512,
+// Padded positions one scoring forward pass holds (activations ~ kBatchTokens × F floats). 256,
 // not 4096: with loading down to one copy of the weights, activations set the peak (58M Llama,
 // 256-token windows: 559 MB at 4096, 425 at 1024, 413 at 512; scoring time the same within noise).
-constexpr int64_t kBatchTokens = 512;
-// Logits held at once while scoring (8 MB of float32; with 512 positions: 399 MB, 1.45x
-// llama-perplexity's peak, against 419 MB at 16 MB and 1024; speed the same within noise).
-constexpr int64_t kLogitFloats = int64_t{1} << 21;
+constexpr int64_t kBatchTokens = 256;
+// Logits held at once while scoring (4 MB of float32). With 512 positions and 8 MB the 256-token
+// peak was 399 MB at b054af4 and 416 MB at 0060faf (1.51x llama-perplexity's 276 MB); 256 and 4 MB:
+// 393 MB (1.42x), speed 1.32x llama.cpp's in both (idle, 2026-12-06, medians of 3).
+constexpr int64_t kLogitFloats = int64_t{1} << 20;
 
 torch::Device model_device(CausalLm& net) { return net->parameters().front().device(); }
 
