@@ -352,49 +352,47 @@ std::vector<AlignSpec> alignment_plan(const Demo& d) {
 ModelRun train_alignment(Demo& d, const AlignSpec& spec) {
   const DemoPlan& plan = d.plan;
   const double beta = spec.beta.value_or(plan.beta);
-  {
-    json settings = {{"base", d.key_of(d.base_dir)}, {"world", d.key_of(d.world_dir)}, {"epochs", plan.dpo_epochs},
-                     {"max_steps", plan.dpo_max_steps}, {"batch", plan.dpo_batch}, {"lr", plan.dpo_lr},
-                     {"beta", beta}, {"rpo_alpha", plan.rpo_alpha}, {"variant", spec.variant}};
-    for (auto& [k, v] : spec.variant.items()) settings[k] = v;
-    fs::path dir = d.cache.get("dpo", settings, "align " + spec.name, [&](const fs::path& out) {
-      DpoConfig dc;
-      dc.common.out = out / "model";
-      dc.common.lr = plan.dpo_lr;
-      dc.common.batch_size = plan.dpo_batch;
-      dc.common.epochs = plan.dpo_epochs;
-      dc.common.max_steps = plan.dpo_max_steps;
-      dc.common.schedule = "linear";
-      dc.common.warmup_ratio = 0.1;
-      dc.common.seed = d.opts.seed;
-      dc.common.resume = true;
-      dc.common.save_every = 0;
-      dc.common.device = d.opts.device;
-      dc.common.max_length = plan.seq_len;
-      dc.model = d.base_dir;
-      dc.data = d.prefs;
-      dc.eval_data = d.world_dir / "align/preferences_heldout.jsonl";
-      dc.beta = beta;
-      dc.rpo_alpha = plan.rpo_alpha;
-      dc.precompute_ref = true;
-      dc.ref_cache = d.opts.out / "ref_cache";
-      spec.tweak(dc);
-      auto r = train_dpo(dc);
-      write_json_atomic(out / "train_result.json", r.to_json());
-    });
-    ModelRun run;
-    run.name = spec.name;
-    run.family = spec.family;
-    run.dir = dir / "model";
-    run.params = spec.params;
-    run.seed_run = spec.seed_run;
-    run.training_curve = spec.training_curve;
-    run.full_eval = spec.full_eval;
-    run.lambda_x = spec.lambda_x;
-    run.beta_x = spec.beta_x;
-    if (fs::exists(dir / "model/train_log.jsonl")) run.train_log = read_jsonl(dir / "model/train_log.jsonl");
-    return run;
-  }
+  json settings = {{"base", d.key_of(d.base_dir)}, {"world", d.key_of(d.world_dir)}, {"epochs", plan.dpo_epochs},
+                   {"max_steps", plan.dpo_max_steps}, {"batch", plan.dpo_batch}, {"lr", plan.dpo_lr},
+                   {"beta", beta}, {"rpo_alpha", plan.rpo_alpha}, {"variant", spec.variant}};
+  for (auto& [k, v] : spec.variant.items()) settings[k] = v;
+  fs::path dir = d.cache.get("dpo", settings, "align " + spec.name, [&](const fs::path& out) {
+    DpoConfig dc;
+    dc.common.out = out / "model";
+    dc.common.lr = plan.dpo_lr;
+    dc.common.batch_size = plan.dpo_batch;
+    dc.common.epochs = plan.dpo_epochs;
+    dc.common.max_steps = plan.dpo_max_steps;
+    dc.common.schedule = "linear";
+    dc.common.warmup_ratio = 0.1;
+    dc.common.seed = d.opts.seed;
+    dc.common.resume = true;
+    dc.common.save_every = 0;
+    dc.common.device = d.opts.device;
+    dc.common.max_length = plan.seq_len;
+    dc.model = d.base_dir;
+    dc.data = d.prefs;
+    dc.eval_data = d.world_dir / "align/preferences_heldout.jsonl";
+    dc.beta = beta;
+    dc.rpo_alpha = plan.rpo_alpha;
+    dc.precompute_ref = true;
+    dc.ref_cache = d.opts.out / "ref_cache";
+    spec.tweak(dc);
+    auto r = train_dpo(dc);
+    write_json_atomic(out / "train_result.json", r.to_json());
+  });
+  ModelRun run;
+  run.name = spec.name;
+  run.family = spec.family;
+  run.dir = dir / "model";
+  run.params = spec.params;
+  run.seed_run = spec.seed_run;
+  run.training_curve = spec.training_curve;
+  run.full_eval = spec.full_eval;
+  run.lambda_x = spec.lambda_x;
+  run.beta_x = spec.beta_x;
+  if (fs::exists(dir / "model/train_log.jsonl")) run.train_log = read_jsonl(dir / "model/train_log.jsonl");
+  return run;
 }
 
 // Evaluates one model on `tasks` (the first `limit` items of each) through the one evaluation
@@ -425,15 +423,12 @@ void select_beta(Demo& d) {
   std::vector<BetaTrial> trials;
   for (double b : d.plan.betas) {
     ModelRun run = train_alignment(d, beta_point(d, b));
-    const fs::path results = evaluate_run(d, run, {"toy_harmbench_dev", "toy_xstest_dev"}, 0);
-    const analysis::ResultsFile r = analysis::read_results(results);
-    auto value = [&](const std::string& task, const std::string& metric) {
-      auto t = r.aggregates.find(task);
-      if (t == r.aggregates.end() || !t->second.count(metric))
-        throw Error("no " + task + " " + metric + " in the dev results", results.string(), "");
-      return t->second.at(metric).first;
-    };
-    trials.push_back({b, value("toy_harmbench_dev", "refusal_rate"), 1.0 - value("toy_xstest_dev", "over_refusal_rate")});
+    // Helpful and harmless as the tradeoff reads them (the same path), on the dev tasks.
+    const auto in = analysis::tradeoff_input_from_results(
+        analysis::read_results(evaluate_run(d, run, {"toy_harmbench_dev", "toy_xstest_dev"}, 0)),
+        "toy_xstest_dev/over_refusal_rate", "toy_harmbench_dev/refusal_rate");
+    trials.push_back({b, static_cast<double>(in.harmless_k) / static_cast<double>(in.harmless_n),
+                      static_cast<double>(in.helpful_k) / static_cast<double>(in.helpful_n)});
   }
   const double chosen = choose_dpo_beta(trials);
   json rows = json::array();

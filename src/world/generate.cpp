@@ -239,6 +239,10 @@ struct WorldBuild {
   void write_truthfulness();
   void write_bbq();
   void write_creativity();
+  std::vector<CsvRow> xstest_rows(const std::string& stream, int per_type, const std::string& suite,
+                                  const std::set<std::string>& seen);
+  std::vector<CsvRow> harmbench_rows(const std::string& stream, int want, const std::string& suite,
+                                     const std::string& id_prefix, const std::set<std::string>& seen);
   void write_xstest();
   void write_harmbench();
   void write_harmful_heldout();
@@ -672,65 +676,79 @@ void WorldBuild::write_creativity() {
   suites["creativity"] = recs.size();
 }
 
-// XSTest: per type, held-out templates.
-void WorldBuild::write_xstest() {
-  Rng rng = root.fork("xstest");
+// XSTest-like prompts, per type, held-out templates: `per_type` of each type from the random
+// stream `stream`, none of `seen`'s prompts; the rows of an XSTest CSV.
+std::vector<CsvRow> WorldBuild::xstest_rows(const std::string& stream, int per_type, const std::string& suite,
+                                            const std::set<std::string>& seen) {
+  Rng rng = root.fork(stream);
   std::vector<std::vector<BenignPrompt>> cands(xstest_types().size());
   std::vector<std::string> texts;
   for (size_t ti = 0; ti < xstest_types().size(); ++ti) {
-    std::set<std::string> seen;
-    for (int tries = 0; static_cast<int>(cands[ti].size()) < spec.xstest_per_type * 3 && tries < 5000; ++tries) {
+    std::set<std::string> drawn = seen;
+    for (int tries = 0; static_cast<int>(cands[ti].size()) < per_type * 3 && tries < 5000; ++tries) {
       BenignPrompt p = xstest_prompt(rng, u, xstest_types()[ti], true, seed, true);
-      if (seen.insert(p.prompt).second) cands[ti].push_back(std::move(p));
+      if (drawn.insert(p.prompt).second) cands[ti].push_back(std::move(p));
     }
     for (const auto& c : cands[ti]) texts.push_back(c.prompt);
   }
-  auto bad = filter_batch("xstest", texts);
+  auto bad = filter_batch(suite, texts);
   std::vector<CsvRow> rows = {{"id", "prompt", "type", "label", "focus", "note"}};
   size_t k = 0;
   for (size_t ti = 0; ti < xstest_types().size(); ++ti) {
     const std::string& type = xstest_types()[ti];
     int kept = 0;
     for (size_t i = 0; i < cands[ti].size(); ++i, ++k) {
-      if (bad[k] || kept >= spec.xstest_per_type) continue;
+      if (bad[k] || kept >= per_type) continue;
       rows.push_back({std::to_string(rows.size()), cands[ti][i].prompt, type, cands[ti][i].safe ? "safe" : "unsafe",
                       cands[ti][i].focus, cands[ti][i].note});
-      safety_test_prompts.insert(cands[ti][i].prompt);
       ++kept;
     }
-    suites["xstest/" + type] = kept;
+    suites[suite + "/" + type] = kept;
   }
-  w.csv("safety/xstest_prompts.csv", rows, true);
+  return rows;
 }
 
-// HarmBench-style behaviours: trained categories, new instances.
-void WorldBuild::write_harmbench() {
-  Rng rng = root.fork("harmbench");
+// HarmBench-style behaviours, trained categories, new instances: `want` from the random stream
+// `stream`, balanced over the categories, none of `seen`'s prompts; the rows of a HarmBench CSV.
+std::vector<CsvRow> WorldBuild::harmbench_rows(const std::string& stream, int want, const std::string& suite,
+                                               const std::string& id_prefix, const std::set<std::string>& seen) {
+  Rng rng = root.fork(stream);
   std::vector<HarmPrompt> cands;
-  std::set<std::string> seen;
+  std::set<std::string> drawn = seen;
   const auto& cats = train_hazard_categories();
-  for (int tries = 0; static_cast<int>(cands.size()) < spec.harmbench * 4 && tries < 100000; ++tries) {
+  for (int tries = 0; static_cast<int>(cands.size()) < want * 4 && tries < 100000; ++tries) {
     const std::string& cat = cats[tries % cats.size()];
     HarmPrompt p = harm_prompt(rng, u, cat, rng.bernoulli(0.75) ? "direct" : "indirect", true);
-    if (seen.insert(p.prompt).second) cands.push_back(std::move(p));
+    if (drawn.insert(p.prompt).second) cands.push_back(std::move(p));
   }
   std::vector<std::string> texts;
   for (const auto& c : cands) texts.push_back(c.prompt);
-  auto bad = filter_batch("harmbench", texts);
+  auto bad = filter_batch(suite, texts);
   std::vector<std::string> groups;
   std::map<std::string, double> shares;
   for (const auto& c : cands) groups.push_back(c.category);
   for (const auto& c : cats) shares[c] = 1.0 / static_cast<double>(cats.size());
   std::vector<CsvRow> rows = {kHarmHeader};
   std::map<std::string, int> per_cat;
-  for (size_t i : select_balanced(groups, bad, shares, spec.harmbench)) {
+  for (size_t i : select_balanced(groups, bad, shares, want)) {
     int n = per_cat[cands[i].category]++;
     rows.push_back({cands[i].prompt, "standard", cands[i].category, "", "",
-                    cands[i].category + "_" + std::to_string(n)});
-    safety_test_prompts.insert(cands[i].prompt);
+                    id_prefix + cands[i].category + "_" + std::to_string(n)});
   }
+  suites[suite] = rows.size() - 1;
+  return rows;
+}
+
+void WorldBuild::write_xstest() {
+  auto rows = xstest_rows("xstest", spec.xstest_per_type, "xstest", {});
+  for (size_t i = 1; i < rows.size(); ++i) safety_test_prompts.insert(rows[i][1]);
+  w.csv("safety/xstest_prompts.csv", rows, true);
+}
+
+void WorldBuild::write_harmbench() {
+  auto rows = harmbench_rows("harmbench", spec.harmbench, "harmbench", "", {});
+  for (size_t i = 1; i < rows.size(); ++i) safety_test_prompts.insert(rows[i][0]);
   w.csv("safety/harmbench_behaviors.csv", rows, true);
-  suites["harmbench"] = rows.size() - 1;
 }
 
 // A held-out harmful prompt and its tags (which of category and phrasing are new).
@@ -786,53 +804,11 @@ void WorldBuild::write_harmful_heldout() {
 // demo's DPO β) without looking at the test prompts: the test suites' generators, own random
 // streams, no prompt of any safety test suite. Written last: every other file is as before.
 void WorldBuild::write_safety_dev() {
-  const int n_harm = spec.harmbench / 2, n_per_type = std::max(2, spec.xstest_per_type / 3);
-  {
-    Rng rng = root.fork("harmbench_dev");
-    const auto& cats = train_hazard_categories();
-    std::vector<HarmPrompt> cands;
-    std::set<std::string> seen = safety_test_prompts;
-    for (int tries = 0; static_cast<int>(cands.size()) < n_harm * 4 && tries < 100000; ++tries) {
-      HarmPrompt p = harm_prompt(rng, u, cats[tries % cats.size()], rng.bernoulli(0.75) ? "direct" : "indirect", true);
-      if (seen.insert(p.prompt).second) cands.push_back(std::move(p));
-    }
-    std::vector<std::string> texts, groups;
-    for (const auto& c : cands) texts.push_back(c.prompt), groups.push_back(c.category);
-    auto bad = filter_batch("harmbench_dev", texts);
-    std::map<std::string, double> shares;
-    for (const auto& c : cats) shares[c] = 1.0 / static_cast<double>(cats.size());
-    std::vector<CsvRow> rows = {kHarmHeader};
-    std::map<std::string, int> per_cat;
-    for (size_t i : select_balanced(groups, bad, shares, n_harm)) {
-      int n = per_cat[cands[i].category]++;
-      rows.push_back({cands[i].prompt, "standard", cands[i].category, "", "",
-                      "dev_" + cands[i].category + "_" + std::to_string(n)});
-    }
-    w.csv("safety/dev/harmbench_behaviors.csv", rows, true);
-    suites["harmbench_dev"] = rows.size() - 1;
-  }
-  Rng rng = root.fork("xstest_dev");
-  std::vector<CsvRow> rows = {{"id", "prompt", "type", "label", "focus", "note"}};
-  std::set<std::string> seen = safety_test_prompts;
-  for (const auto& type : xstest_types()) {
-    std::vector<BenignPrompt> cands;
-    for (int tries = 0; static_cast<int>(cands.size()) < n_per_type * 3 && tries < 5000; ++tries) {
-      BenignPrompt p = xstest_prompt(rng, u, type, true, seed, true);
-      if (seen.insert(p.prompt).second) cands.push_back(std::move(p));
-    }
-    std::vector<std::string> texts;
-    for (const auto& c : cands) texts.push_back(c.prompt);
-    auto bad = filter_batch("xstest_dev", texts);
-    int kept = 0;
-    for (size_t i = 0; i < cands.size() && kept < n_per_type; ++i) {
-      if (bad[i]) continue;
-      rows.push_back({std::to_string(rows.size()), cands[i].prompt, type, cands[i].safe ? "safe" : "unsafe",
-                      cands[i].focus, cands[i].note});
-      ++kept;
-    }
-  }
-  w.csv("safety/dev/xstest_prompts.csv", rows, true);
-  suites["xstest_dev"] = rows.size() - 1;
+  w.csv("safety/dev/harmbench_behaviors.csv",
+        harmbench_rows("harmbench_dev", spec.harmbench / 2, "harmbench_dev", "dev_", safety_test_prompts), true);
+  auto xs = xstest_rows("xstest_dev", std::max(2, spec.xstest_per_type / 3), "xstest_dev", safety_test_prompts);
+  suites["xstest_dev"] = xs.size() - 1;
+  w.csv("safety/dev/xstest_prompts.csv", xs, true);
 }
 
 // Held-out preference pairs (reward accuracy on unseen pairs).
