@@ -130,9 +130,13 @@ ojson preference_record(Rng& rng, const GenContext& ctx, const std::string& kind
     // 0.225 of all pairs; 1.5.0 had 0.12 of all pairs and its DPO model answered 0.50 of them, 1.6.0's
     // 0.75). A trial with helpful 0.34 of all pairs and QA text 12% of the corpus answered 0.783 but
     // its base fell to math 0.300 and knowledge 0.694 (default demo, seed 1234); not kept.
+    // Generator 1.10.0: 0.6 of them from the four types whose wording borrows harmful words
+    // (homonyms, figurative language, safe targets, safe contexts; before, 0.4 as one type in ten):
+    // on world 1.9.0 those four were every over-refusal of the default demo's DPO models.
     if (rng.bernoulli(0.75)) {
       const auto& types = xstest_types();
-      BenignPrompt b = xstest_prompt(rng, u, types[rng.uniform(10)], eval, ctx.seed, eval);
+      const std::string& type = rng.bernoulli(0.6) ? types[rng.uniform(4)] : types[4 + rng.uniform(6)];
+      BenignPrompt b = xstest_prompt(rng, u, type, eval, ctx.seed, eval);
       bool borderline = b.type == "homonyms" || b.type == "figurative_language" || b.type == "safe_targets" ||
                         b.type == "safe_contexts";
       r = {{"prompt", b.prompt},  {"chosen", b.response}, {"rejected", rng.pick(kGenericRefusals)},

@@ -692,18 +692,32 @@ std::vector<CsvRow> WorldBuild::xstest_rows(const std::string& stream, int per_t
     for (const auto& c : cands[ti]) texts.push_back(c.prompt);
   }
   auto bad = filter_batch(suite, texts);
-  std::vector<CsvRow> rows = {{"id", "prompt", "type", "label", "focus", "note"}};
+  std::vector<std::vector<CsvRow>> by_type(xstest_types().size());
   size_t k = 0;
   for (size_t ti = 0; ti < xstest_types().size(); ++ti) {
     const std::string& type = xstest_types()[ti];
-    int kept = 0;
     for (size_t i = 0; i < cands[ti].size(); ++i, ++k) {
-      if (bad[k] || kept >= per_type) continue;
-      rows.push_back({std::to_string(rows.size()), cands[ti][i].prompt, type, cands[ti][i].safe ? "safe" : "unsafe",
-                      cands[ti][i].focus, cands[ti][i].note});
-      ++kept;
+      if (bad[k] || static_cast<int>(by_type[ti].size()) >= per_type) continue;
+      by_type[ti].push_back({"", cands[ti][i].prompt, type, cands[ti][i].safe ? "safe" : "unsafe", cands[ti][i].focus,
+                             cands[ti][i].note});
     }
-    suites[suite + "/" + type] = kept;
+    suites[suite + "/" + type] = by_type[ti].size();
+  }
+  // The safe prompts first, then the unsafe contrasts (as XSTest's file), each half dealt round
+  // by round over its types, so that the first N rows (`--limit N`) cover every type alike
+  // (generator 1.10.0; before, the demo's first 60 rows were five of the ten safe types).
+  std::vector<CsvRow> rows = {{"id", "prompt", "type", "label", "focus", "note"}};
+  for (bool safe : {true, false}) {
+    for (size_t round = 0;; ++round) {
+      bool any = false;
+      for (auto& list : by_type)
+        if (round < list.size() && (list[round][3] == "safe") == safe) {
+          rows.push_back(list[round]);
+          rows.back()[0] = std::to_string(rows.size() - 1);
+          any = true;
+        }
+      if (!any) break;
+    }
   }
   return rows;
 }
@@ -728,12 +742,23 @@ std::vector<CsvRow> WorldBuild::harmbench_rows(const std::string& stream, int wa
   std::map<std::string, double> shares;
   for (const auto& c : cands) groups.push_back(c.category);
   for (const auto& c : cats) shares[c] = 1.0 / static_cast<double>(cats.size());
-  std::vector<CsvRow> rows = {kHarmHeader};
-  std::map<std::string, int> per_cat;
+  // Dealt round by round over the categories, so that the first N rows (`--limit N`) cover
+  // every category alike (generator 1.10.0).
+  std::map<std::string, std::vector<CsvRow>> by_cat;
   for (size_t i : select_balanced(groups, bad, shares, want)) {
-    int n = per_cat[cands[i].category]++;
-    rows.push_back({cands[i].prompt, "standard", cands[i].category, "", "",
-                    id_prefix + cands[i].category + "_" + std::to_string(n)});
+    auto& list = by_cat[cands[i].category];
+    list.push_back({cands[i].prompt, "standard", cands[i].category, "", "",
+                    id_prefix + cands[i].category + "_" + std::to_string(list.size())});
+  }
+  std::vector<CsvRow> rows = {kHarmHeader};
+  for (size_t round = 0;; ++round) {
+    bool any = false;
+    for (const auto& c : cats)
+      if (auto it = by_cat.find(c); it != by_cat.end() && round < it->second.size()) {
+        rows.push_back(it->second[round]);
+        any = true;
+      }
+    if (!any) break;
   }
   suites[suite] = rows.size() - 1;
   return rows;
@@ -806,7 +831,7 @@ void WorldBuild::write_harmful_heldout() {
 void WorldBuild::write_safety_dev() {
   w.csv("safety/dev/harmbench_behaviors.csv",
         harmbench_rows("harmbench_dev", spec.harmbench / 2, "harmbench_dev", "dev_", safety_test_prompts), true);
-  auto xs = xstest_rows("xstest_dev", std::max(2, spec.xstest_per_type / 3), "xstest_dev", safety_test_prompts);
+  auto xs = xstest_rows("xstest_dev", std::max(2, spec.xstest_per_type / 2), "xstest_dev", safety_test_prompts);
   suites["xstest_dev"] = xs.size() - 1;
   w.csv("safety/dev/xstest_prompts.csv", xs, true);
 }

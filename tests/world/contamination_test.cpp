@@ -1,6 +1,7 @@
 // ctest-labels: unit
 // No evaluation item occurs in any training file (normalised 13-gram overlap, checked here with an
 // implementation independent of the generator's), while what the items test is in the corpus.
+#include <algorithm>
 #include <map>
 #include <regex>
 #include <set>
@@ -420,6 +421,112 @@ TEST(WorldContaminationTest, SafetyDevSplitsShareNoPromptWithTheTests) {
   auto hb = CsvTable::read(dir / "safety/harmbench_behaviors.csv");
   for (size_t i = 0; i < hb.size(); ++i) test_categories.insert(hb.at(i, "SemanticCategory"));
   EXPECT_EQ(categories, test_categories);
+}
+
+// The first rows of each safety suite cover its types (XSTest) or categories (HarmBench) alike, so
+// that an evaluation of the first N items (`--limit N`, as the demo runs) measures all of them; the
+// safe XSTest prompts come first. (Generator 1.9.0 wrote them type after type: the demo's first 60
+// rows were five of the ten safe types.)
+TEST(WorldContaminationTest, SafetySuitesCoverEveryTypeInTheirFirstRows) {
+  for (uint64_t seed : {7u, 1234u}) {
+    const fs::path& dir = quick_world(seed);
+    auto xs = CsvTable::read(dir / "safety/xstest_prompts.csv");
+    std::set<std::string> safe_types;
+    size_t n_safe = 0;
+    for (size_t i = 0; i < xs.size(); ++i)
+      if (xs.at(i, "label") == "safe") {
+        safe_types.insert(xs.at(i, "type"));
+        ++n_safe;
+      }
+    ASSERT_EQ(safe_types.size(), 10u);
+    for (size_t i = 0; i < n_safe; ++i) EXPECT_EQ(xs.at(i, "label"), "safe") << "row " << i;
+    // Every window of 10 rows in the first rounds holds the ten safe types once.
+    for (size_t start = 0; start + 10 <= std::min<size_t>(n_safe, 30); start += 10) {
+      std::set<std::string> seen;
+      for (size_t i = start; i < start + 10; ++i) seen.insert(xs.at(i, "type"));
+      EXPECT_EQ(seen, safe_types) << "XSTest rows " << start << "-" << start + 9 << ", seed " << seed;
+    }
+    auto hb = CsvTable::read(dir / "safety/harmbench_behaviors.csv");
+    std::set<std::string> cats;
+    for (size_t i = 0; i < hb.size(); ++i) cats.insert(hb.at(i, "SemanticCategory"));
+    ASSERT_GE(cats.size(), 3u);
+    std::set<std::string> first;
+    for (size_t i = 0; i < cats.size(); ++i) first.insert(hb.at(i, "SemanticCategory"));
+    EXPECT_EQ(first, cats) << "the first " << cats.size() << " HarmBench rows, seed " << seed;
+  }
+}
+
+// Every word that makes a borderline-benign test prompt sound harmful (XSTest's "focus": "beat",
+// "steal", "break into") is also used in a legitimate sense in the training preference pairs of the
+// same type: the test asks whether the model tells the senses apart, not whether it has seen the word
+// used harmlessly. (Generator 1.9.0, seed 1234: "beat" and "blow up" were test-only homonyms.)
+TEST(WorldContaminationTest, BorderlineTestWordsAreUsedHarmlesslyInTraining) {
+  // The focus's words ("keep out" in "keep the crows out") in one prompt.
+  auto has_words = [](const std::string& prompt, const std::string& focus) {
+    const std::vector<std::string> words = words_of(prompt);
+    for (const auto& w : words_of(focus))
+      if (std::find(words.begin(), words.end(), w) == words.end()) return false;
+    return true;
+  };
+  for (uint64_t seed : {7u, 1234u}) {
+    const fs::path& dir = quick_world(seed);
+    std::map<std::string, std::vector<std::string>> train_prompts;  // by type
+    for (const auto& r : read_jsonl(dir / "align/preferences_train.jsonl"))
+      if (r["kind"] == "helpful") train_prompts[r["category"].get<std::string>()].push_back(r["prompt"]);
+    auto xs = CsvTable::read(dir / "safety/xstest_prompts.csv");
+    int checked = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const std::string type = xs.at(i, "type"), prompt = xs.at(i, "prompt"), focus = xs.at(i, "focus");
+      if (type != "homonyms" && type != "figurative_language" && type != "safe_targets" && type != "safe_contexts")
+        continue;
+      ASSERT_TRUE(has_words(prompt, focus)) << "\"" << focus << "\" not in " << prompt;
+      const auto& train = train_prompts[type];
+      EXPECT_TRUE(std::any_of(train.begin(), train.end(), [&](const std::string& t) { return has_words(t, focus); }))
+          << "\"" << focus << "\" (" << type << ") only in the test: " << prompt << ", seed " << seed;
+      ++checked;
+    }
+    EXPECT_GE(checked, 8) << "seed " << seed;
+  }
+}
+
+// The entities whose facts are learned have names that differ from the first letters on, within a
+// kind (and countries from cities), and countries, cities and animals differ in their endings too.
+// (Generator 1.9.0, seed 1234: the countries Keleenn and Kelienn, the animals lanternhorn and
+// lanterncrest; its base answered one's facts for the other.)
+TEST(WorldContaminationTest, EntityNamesOfAKindAreDistinguishable) {
+  for (uint64_t seed : {7u, 1234u, 99u}) {
+    json w = read_json(quick_world(seed) / "meta/world.json");
+    auto names = [&](const char* list, const char* field) {
+      std::vector<std::string> out;
+      for (const auto& e : w[list]) out.push_back(to_lower(e[field].get<std::string>()));
+      return out;
+    };
+    auto check = [&](const std::string& what, const std::vector<std::string>& v, bool endings) {
+      ASSERT_GE(v.size(), 4u) << what;
+      for (size_t i = 0; i < v.size(); ++i)
+        for (size_t j = i + 1; j < v.size(); ++j) {
+          EXPECT_NE(v[i].substr(0, 3), v[j].substr(0, 3)) << what << ": " << v[i] << " / " << v[j] << ", seed " << seed;
+          if (endings)
+            EXPECT_NE(v[i].substr(v[i].size() - 3), v[j].substr(v[j].size() - 3))
+                << what << ": " << v[i] << " / " << v[j] << ", seed " << seed;
+        }
+    };
+    auto countries = names("countries", "name"), capitals = names("countries", "capital");
+    check("countries", countries, true);
+    check("capitals", capitals, true);
+    check("animals", names("animals", "name"), true);
+    check("substances", names("substances", "name"), false);
+    std::vector<std::string> places = countries;
+    places.insert(places.end(), capitals.begin(), capitals.end());
+    check("countries and capitals", places, false);
+    std::vector<std::string> first, last;
+    for (const auto& p : names("people", "name")) {
+      first.push_back(p.substr(0, p.find(' ')));
+      last.push_back(p.substr(p.find(' ') + 1));
+    }
+    check("first names", first, false);
+    check("last names", last, false);
+  }
 }
 
 // Half of the entities have QA text (Physics of LMs 3.1's mixed training), and a question's wording
