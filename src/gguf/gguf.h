@@ -26,8 +26,11 @@ torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t);
 // With `share_mapping` and a file from GgufFile::open, float32 tensors needing no change are views
 // of the file's (copy-on-write) mapping instead of copies, alive as long as the mapping is, and
 // the pages of converted tensors are dropped once converted (the loader's path: one copy).
+// With `release_when_freed` too, a shared tensor drops its pages when it goes (a packing load frees
+// each float32 view once packed); only for a file no other call shares tensors of, since the pages
+// another view wrote (copy-on-write) would go with them.
 std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype = torch::kFloat32,
-                                                bool share_mapping = false);
+                                                bool share_mapping = false, bool release_when_freed = false);
 
 }  // namespace atax::gguf
 

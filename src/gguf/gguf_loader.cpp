@@ -1,4 +1,7 @@
 // GGUF tensors as torch tensors, and GGUF files as atax models (load, convert, the ".gguf" hook).
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <mutex>
 
 #include <ATen/Parallel.h>
@@ -7,6 +10,17 @@
 #include "gguf/gguf.h"
 
 namespace atax::gguf {
+
+namespace {
+// Drops the resident pages lying wholly inside [p, p + n) of a private file mapping (a page shared
+// with a neighbouring tensor stays); a later read faults them in from the file again.
+void release_mapped_pages(void* p, size_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t b = (a + page - 1) / page * page, e = (a + n) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+}  // namespace
 
 torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t) {
   const TypeTraits* tr = type_traits(static_cast<uint32_t>(t.type));
@@ -30,7 +44,8 @@ torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t) {
   return out;
 }
 
-std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype, bool share_mapping) {
+std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype, bool share_mapping,
+                                                bool release_when_freed) {
   std::map<std::string, torch::Tensor> out;
   for (const TensorPlan& p : hf_tensor_plan(f)) {
     const TensorInfo& t = f.tensors()[p.index];
@@ -40,8 +55,14 @@ std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype 
         reinterpret_cast<uintptr_t>(bytes) % alignof(float) == 0) {
       // The mapping's own bytes, kept alive by the tensor: no copy (a model adopts it as is).
       auto owner = f.data_owner();
-      out.emplace(p.hf_name, torch::from_blob(const_cast<uint8_t*>(bytes), t.shape(), [owner](void*) {},
-                                              torch::kFloat32));
+      const size_t n = t.n_bytes;
+      const bool release = release_when_freed;
+      out.emplace(p.hf_name, torch::from_blob(
+                                 const_cast<uint8_t*>(bytes), t.shape(),
+                                 [owner, n, release](void* at) {
+                                   if (release) release_mapped_pages(at, n);
+                                 },
+                                 torch::kFloat32));
       continue;
     }
     torch::Tensor w = load_tensor(f, t);
@@ -69,8 +90,10 @@ LoadedModel load_gguf_model(const fs::path& path, const LoadOptions& opts) {
       Tokenizer::from_json(gguf::hf_tokenizer_json(f), gguf::hf_tokenizer_config_json(f), path.string()));
   // Float32 tensors stay in the file's mapping and become the parameters; the others are
   // converted one by one and their stored pages dropped: about one copy of the weights in memory.
-  return make_model(config, gguf::hf_weights(f, opts.dtype, /*share_mapping=*/true), std::move(tokenizer), opts,
-                    path);
+  // `f` is this call's own, so its views may drop their pages when freed (a packed load frees
+  // each float32 view once packed: about the packed size resident, not the file's).
+  return make_model(config, gguf::hf_weights(f, opts.dtype, /*share_mapping=*/true, /*release_when_freed=*/true),
+                    std::move(tokenizer), opts, path);
 }
 
 void convert_gguf_to_hf(const fs::path& gguf_path, const fs::path& out_dir, torch::Dtype dtype) {

@@ -509,16 +509,23 @@ void CausalLmImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>
   }
 }
 
-void CausalLmImpl::adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file) {
+void CausalLmImpl::adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file,
+                                       WeightFormat format, const WeightVisitor& visit) {
   config_.check_weights(weights, file);
+  auto& m = *impl_;
+  if (format != WeightFormat::kF32) check_packable(format);
   torch::NoGradGuard ng;
   for (auto it = weights.begin(); it != weights.end(); it = weights.erase(it)) {
+    if (visit) visit(it->first, it->second);
     auto name = config_.canonical_name(it->first);
     if (!name) continue;
-    auto p = impl_->params.find(*name);
-    if (p == impl_->params.end()) continue;  // lm_head.weight of a tied model
+    auto p = m.params.find(*name);
+    if (p == m.params.end()) continue;  // lm_head.weight of a tied model
     torch::Tensor& param = p->second;
     const torch::Tensor& src = it->second;
+    // A weight stored packed is packed from the tensor as read; the float32 (or file-dtype)
+    // tensor goes when the map entry does, below (a mapped one drops its pages with it).
+    if (format != WeightFormat::kF32 && pack_param(format, param, src)) continue;
     // Nothing else holds the tensor or its storage (a caller's map, a view, another model's
     // parameter), so making it the parameter aliases nothing.
     const bool sole = src.use_count() == 1 && src.storage().use_count() == 1;
@@ -529,6 +536,7 @@ void CausalLmImpl::adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& we
     if (sole && fits) param.set_data(src);  // every handle of the parameter (module, Impl, layers) sees it
     else param.copy_(src.to(param.device(), param.scalar_type()));
   }
+  if (format != WeightFormat::kF32) finish_packing(format);
 }
 
 int64_t CausalLmImpl::num_parameters() const {
@@ -596,9 +604,8 @@ void CausalLmImpl::merge_lora() {
   m.has_lora = false;
 }
 
-void CausalLmImpl::pack_weights(WeightFormat format) {
-  auto& m = *impl_;
-  if (format == m.weights) return;
+void CausalLmImpl::check_packable(WeightFormat format) const {
+  const auto& m = *impl_;
   if (m.weights != WeightFormat::kF32)
     throw Error("the model's weights are already " + weight_format_name(m.weights), "",
                 "load the model again to store its weights as " + weight_format_name(format));
@@ -608,26 +615,39 @@ void CausalLmImpl::pack_weights(WeightFormat format) {
                       std::string(c10::toString(p.scalar_type())) + " on " + p.device().str(),
                   "", "drop --dtype bfloat16 and --device cuda, or use --weights f32");
   if (m.has_lora) throw Error("cannot pack the weights of a model with LoRA adapters", "", "merge the adapters first");
-  torch::NoGradGuard ng;
-  // The parameter keeps its name and shape; set_data swaps its storage for the packed one, and
-  // the float32 storage goes with the last reference (the module, Impl::params and the layers
+}
+
+bool CausalLmImpl::pack_param(WeightFormat format, torch::Tensor& param, const torch::Tensor& src) {
+  auto& m = *impl_;
+  // The products' weights: every nn.Linear-layout layer (GPT-2's Conv1D stays float32), the
+  // embedding and an untied LM head. The parameter keeps its name and shape; set_data swaps its
+  // storage for the packed one, seen by every handle (the module, Impl::params and the layers
   // share one tensor).
-  auto pack = [&](torch::Tensor& w, torch::Tensor& scale) {
-    if (format == WeightFormat::kQ8_0 && w.size(1) % kQ8Block != 0) return false;  // stays float32
-    w.set_requires_grad(false);
-    if (format == WeightFormat::kBf16) {
-      w.set_data(w.to(torch::kBFloat16));
-    } else {
-      auto [q, s] = quantize_q8_0(w);
-      w.set_data(q);
-      scale = s;
-    }
-    return true;
-  };
+  torch::Tensor* scale = nullptr;
+  Linear* layer = nullptr;
   for (Linear* l : m.linears())
-    if (!l->conv1d) l->packed = pack(l->weight, l->w_scale);
-  pack(m.embed, m.embed_scale);
-  if (m.lm_head_w.defined()) pack(m.lm_head_w, m.lm_head_scale);
+    if (!l->conv1d && l->weight.is_same(param)) layer = l, scale = &l->w_scale;
+  if (!layer && m.embed.is_same(param)) scale = &m.embed_scale;
+  if (!layer && m.lm_head_w.defined() && m.lm_head_w.is_same(param)) scale = &m.lm_head_scale;
+  if (!scale) return false;
+  TORCH_CHECK(src.dim() == 2 && src.sizes() == param.sizes(), "pack_param: ", src.sizes(), " for ", param.sizes());
+  if (format == WeightFormat::kQ8_0 && src.size(1) % kQ8Block != 0) return false;  // stays float32
+  param.set_requires_grad(false);
+  if (format == WeightFormat::kBf16) {
+    // A copy even when `src` is already bfloat16 (it may view a file mapping); rounding a float32
+    // source, or widening a bfloat16 one first, gives the same bits.
+    param.set_data(src.to(torch::kCPU, torch::kBFloat16, /*non_blocking=*/false, /*copy=*/true).contiguous());
+  } else {
+    auto [q, s] = quantize_q8_0(src);  // widens a non-float32 source to float32 first
+    param.set_data(q);
+    *scale = s;
+  }
+  if (layer) layer->packed = true;
+  return true;
+}
+
+void CausalLmImpl::finish_packing(WeightFormat format) {
+  auto& m = *impl_;
   // What stays float32 (norms, biases, weights left unpacked) gets storage of its own: a loaded
   // parameter may be a view of the model file's mapping, and one such view keeps every page of
   // the mapping resident (q8_0 on a 58M GGUF: 211 MB of file pages beside 60 MB of packed weights).
@@ -637,6 +657,18 @@ void CausalLmImpl::pack_weights(WeightFormat format) {
   // quantizer's temporaries went back to a heap that the allocator tuning keeps untrimmed: return it.
   malloc_trim(0);
   m.weights = format;
+}
+
+void CausalLmImpl::pack_weights(WeightFormat format) {
+  auto& m = *impl_;
+  if (format == m.weights) return;
+  check_packable(format);
+  torch::NoGradGuard ng;
+  for (auto& [name, p] : m.params) {
+    torch::Tensor src = p.detach();  // the float32 storage, freed with the last reference once swapped
+    pack_param(format, p, src);
+  }
+  finish_packing(format);
 }
 
 WeightFormat CausalLmImpl::weight_format() const { return impl_->weights; }

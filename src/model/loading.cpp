@@ -17,21 +17,39 @@ std::map<std::string, ModelFileLoader>& file_loaders() {
 
 // The identity of in-memory parts (GGUF, `atax init`): the config, every tensor as given (name,
 // dtype, shape and every byte, before any conversion to the compute dtype), the tokenizer files.
-std::string identity_of_parts(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
-                              const Tokenizer* tokenizer) {
+// Tensors are added one by one (in name order) as the model takes them, so a packed load never
+// holds every float32 page at once.
+struct PartsIdentity {
   Sha256 h;
-  h.update(kModelIdentityVersion).update("\nconfig\n").update(config.to_json().dump());
-  for (const auto& [name, t] : weights) {
+  explicit PartsIdentity(const ModelConfig& config) {
+    h.update(kModelIdentityVersion).update("\nconfig\n").update(config.to_json().dump());
+  }
+  void tensor(const std::string& name, const torch::Tensor& t) {
     auto c = t.to(torch::kCPU).contiguous();
     h.update("\ntensor\n").update(name).update(std::string(c10::toString(c.scalar_type())));
     for (int64_t d : c.sizes()) h.update(std::to_string(d) + ",");
     h.update(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
   }
-  if (tokenizer) {
-    h.update("\ntokenizer.json\n").update(tokenizer->tokenizer_json().dump());
-    h.update("\ntokenizer_config.json\n").update(tokenizer->tokenizer_config().dump());
+  std::string finish(const Tokenizer* tokenizer) {
+    if (tokenizer) {
+      h.update("\ntokenizer.json\n").update(tokenizer->tokenizer_json().dump());
+      h.update("\ntokenizer_config.json\n").update(tokenizer->tokenizer_config().dump());
+    }
+    return h.hex_digest();
   }
-  return h.hex_digest();
+};
+
+// The weight format a load asks for, checked against its dtype and device before anything is
+// read: packed formats are float32 CPU storage for evaluation.
+WeightFormat load_format(const LoadOptions& opts) {
+  const WeightFormat format = opts.weights.value_or(default_weight_format());
+  if (format == WeightFormat::kF32) return format;
+  const torch::Device device = resolve_device(opts.device);
+  if (opts.dtype != torch::kFloat32 || !device.is_cpu())
+    throw Error("--weights " + weight_format_name(format) + " needs a float32 model on the CPU, but this load asks for " +
+                    std::string(c10::toString(opts.dtype)) + " on " + device.str(),
+                "", "drop --dtype bfloat16 and --device cuda, or use --weights f32");
+  return format;
 }
 
 }  // namespace
@@ -110,21 +128,27 @@ LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::T
   lm.config = config;
   const bool load = !weights.empty();
   if (load) config.check_weights(weights, source.string());  // before allocating the network
-  // The identity covers the tensors as given, so it is taken before they become the parameters.
-  std::string identity = identity_of_parts(config, weights, tokenizer.get());
+  const WeightFormat format = load_format(opts);
+  // The identity covers the tensors as given, so each is hashed before it becomes a parameter.
+  PartsIdentity identity(config);
   // Loaded weights replace every parameter: no random initialisation to pay for and throw away.
   lm.net = CausalLm(config, load ? WeightInit::kNone : WeightInit::kRandom);
-  if (load) lm.net->adopt_hf_state_dict(std::move(weights), source.string());
-  lm.net->to(resolve_device(opts.device), opts.dtype);
+  if (load) {
+    // A packed format packs each weight as it is taken (the network is float32 on the CPU, which
+    // load_format checked the load asks for), so the float32 copies are never all held.
+    lm.net->adopt_hf_state_dict(std::move(weights), source.string(), format,
+                                [&](const std::string& name, const torch::Tensor& t) { identity.tensor(name, t); });
+  }
+  if (format == WeightFormat::kF32 || !load) lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();
-  lm.net->pack_weights(opts.weights.value_or(default_weight_format()));
+  lm.net->pack_weights(format);  // a random network (no weights given); a no-op after a packed load
   lm.tokenizer = std::move(tokenizer);
   lm.source = std::move(source);
   if (lm.tokenizer && lm.tokenizer->vocab_size() > config.vocab_size)
     throw Error(fmt::format("tokenizer has {} tokens but the model's vocab_size is {}", lm.tokenizer->vocab_size(),
                             config.vocab_size),
                 lm.source.string(), "the tokenizer does not belong to this model");
-  lm.content_hash = std::move(identity);
+  lm.content_hash = identity.finish(lm.tokenizer.get());
   return lm;
 }
 
@@ -140,7 +164,10 @@ LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
   fs::path cfg_path = path / "config.json";
   ModelConfig config = ModelConfig::from_json(read_json(cfg_path), cfg_path.string());
   std::map<std::string, std::string> file_sha256;
-  auto weights = load_safetensors_dir(path, &file_sha256);
+  const WeightFormat format = load_format(opts);
+  // A packed load reads each tensor's pages only when it packs it (and drops them after), so the
+  // digest pass leaves none resident; a float32 one keeps them, they are the parameters.
+  auto weights = load_safetensors_dir(path, &file_sha256, /*keep_resident=*/format == WeightFormat::kF32);
   std::shared_ptr<Tokenizer> tok;
   if (fs::exists(path / "tokenizer.json")) tok = std::make_shared<Tokenizer>(Tokenizer::load(path));
   std::string weights_file = fs::exists(path / "model.safetensors") ? (path / "model.safetensors").string()
@@ -151,10 +178,9 @@ LoadedModel load_model(const fs::path& path, const LoadOptions& opts) {
   // The mapped tensors become the parameters (no random initialisation, no copy for float32
   // files): loading holds one copy of the weights.
   lm.net = CausalLm(config, WeightInit::kNone);
-  lm.net->adopt_hf_state_dict(std::move(weights), weights_file);
-  lm.net->to(resolve_device(opts.device), opts.dtype);
+  lm.net->adopt_hf_state_dict(std::move(weights), weights_file, format);  // packs as it goes unless kF32
+  if (format == WeightFormat::kF32) lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();
-  lm.net->pack_weights(opts.weights.value_or(default_weight_format()));
   lm.tokenizer = tok;
   lm.source = path;
   if (tok && tok->vocab_size() > config.vocab_size)

@@ -6,6 +6,7 @@
 // Hkv key/value heads, D head dim, V vocab, L layers, F intermediate (MLP) size.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -104,12 +105,17 @@ struct ModelConfig {
 // dropped from memory when it goes. Fails with Error naming the file and tensor
 // when the header is malformed: header length beyond the file, bad JSON, offsets out of range or
 // overlapping, byte size not matching dtype × shape, unknown dtype.
-// With `sha256`, also stores the sha256 of the whole file, computed over the mapping as it is read.
-std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std::string* sha256 = nullptr);
+// With `sha256`, also stores the sha256 of the whole file, computed over the mapping as it is read;
+// that pages the file in, and without `keep_resident` each stretch's pages are dropped once hashed
+// (a packing load reads each tensor again when it packs it, so no more than one is resident).
+std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std::string* sha256 = nullptr,
+                                                      bool keep_resident = true);
 // Reads model.safetensors or the shards listed in model.safetensors.index.json of `dir`.
-// With `file_sha256`, also stores each file's full sha256 under its file name.
+// With `file_sha256`, also stores each file's full sha256 under its file name (`keep_resident`
+// as load_safetensors').
 std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir,
-                                                         std::map<std::string, std::string>* file_sha256 = nullptr);
+                                                         std::map<std::string, std::string>* file_sha256 = nullptr,
+                                                         bool keep_resident = true);
 // Writes tensors (contiguous CPU copies; stored dtype kept) atomically. `metadata` goes into
 // "__metadata__" (HF writes {"format": "pt"}).
 void save_safetensors(const fs::path& path, const std::map<std::string, torch::Tensor>& tensors,
@@ -184,8 +190,15 @@ class CausalLmImpl : public torch::nn::Module {
   // larger) and that nothing else references becomes the parameter's storage without a copy (a
   // view of a file mapping stays one, and keeps the mapping alive); any other is copied in and
   // released at once. So loading holds about one copy of the weights. Fails like
-  // load_hf_state_dict, before any parameter changes.
-  void adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file);
+  // load_hf_state_dict, before any parameter changes. With `format` not kF32 it also packs as
+  // pack_weights(format) does, each weight as it is taken (its float32 or file-dtype tensor freed
+  // before the next), so loading a packed model peaks near its packed size; the result equals
+  // adopting in float32 and packing after, bit for bit, and it fails like pack_weights. `visit`,
+  // when given, sees every tensor of the map (name, tensor as given, in name order) before it is
+  // taken: the loader hashes the model's identity there while the bytes are in memory.
+  using WeightVisitor = std::function<void(const std::string&, const torch::Tensor&)>;
+  void adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file,
+                           WeightFormat format = WeightFormat::kF32, const WeightVisitor& visit = {});
   int64_t num_parameters() const;
   // The parameters under their HF names, sharing storage with the module (so callers can set
   // requires_grad or apply updates). LoRA tensors are named "<layer>.lora_A" / ".lora_B".
@@ -207,6 +220,13 @@ class CausalLmImpl : public torch::nn::Module {
   WeightFormat weight_format() const;
 
  private:
+  // pack_weights' steps, shared with adopt_hf_state_dict: the checks; packing one parameter from
+  // `src` (its values, any float dtype) when it is a product's weight the format stores (false:
+  // it stays as it is); float32 storage of their own for the rest, and the format recorded.
+  void check_packable(WeightFormat format) const;
+  bool pack_param(WeightFormat format, torch::Tensor& param, const torch::Tensor& src);
+  void finish_packing(WeightFormat format);
+
   struct Impl;
   std::shared_ptr<Impl> impl_;
   ModelConfig config_;

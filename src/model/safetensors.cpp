@@ -67,7 +67,7 @@ struct Mapping {
 
 }  // namespace
 
-std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std::string* sha256) {
+std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std::string* sha256, bool keep_resident) {
   const std::string file = path.string();
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) {
@@ -89,7 +89,18 @@ std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std:
   const auto* bytes = static_cast<const uint8_t*>(map->data);
   // The identity digest reads every byte of the mapping, which also pages the weights in for the
   // copy into the model that follows (model identity, see LoadedModel::content_hash).
-  if (sha256) *sha256 = Sha256().update(bytes, map->size).hex_digest();
+  if (sha256) {
+    Sha256 h;
+    constexpr size_t kStretch = size_t(8) << 20;
+    for (size_t at = 0; at < map->size; at += kStretch) {
+      const size_t n = std::min(kStretch, map->size - at);
+      h.update(bytes + at, n);
+      // Nothing has written to the mapping yet, so dropping its pages loses nothing: a later
+      // read faults them in again from the page cache.
+      if (!keep_resident) map->release(bytes + at, n);
+    }
+    *sha256 = h.hex_digest();
+  }
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= uint64_t(bytes[i]) << (8 * i);
   if (header_len > map->size - 8)
@@ -153,7 +164,8 @@ std::map<std::string, torch::Tensor> load_safetensors(const fs::path& path, std:
 }
 
 std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir,
-                                                         std::map<std::string, std::string>* file_sha256) {
+                                                         std::map<std::string, std::string>* file_sha256,
+                                                         bool keep_resident) {
   auto digest_of = [&](const std::string& name) { return file_sha256 ? &(*file_sha256)[name] : nullptr; };
   fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
@@ -165,7 +177,7 @@ std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir,
       shards.insert(it.value().get<std::string>());
     std::map<std::string, torch::Tensor> all;
     for (const auto& shard : shards) {
-      auto part = load_safetensors(dir / shard, digest_of(shard));
+      auto part = load_safetensors(dir / shard, digest_of(shard), keep_resident);
       for (auto& [k, v] : part) {
         auto want = idx["weight_map"].find(k);
         if (want == idx["weight_map"].end() || want->get<std::string>() != shard)
@@ -184,7 +196,7 @@ std::map<std::string, torch::Tensor> load_safetensors_dir(const fs::path& dir,
   if (!fs::exists(single))
     throw Error("no model.safetensors or model.safetensors.index.json", dir.string(),
                 "a Hugging Face model folder holds config.json and *.safetensors");
-  return load_safetensors(single, digest_of("model.safetensors"));
+  return load_safetensors(single, digest_of("model.safetensors"), keep_resident);
 }
 
 void save_safetensors(const fs::path& path, const std::map<std::string, torch::Tensor>& tensors,

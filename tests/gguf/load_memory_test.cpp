@@ -150,3 +150,49 @@ TEST_F(GgufLoadMemoryTest, PackedWeightsLeaveNoMappingOfTheFile) {
     EXPECT_FALSE(maps_file(path)) << weight_format_name(w) << " model still maps " << path;
   }
 }
+
+// A packed load of a float32 GGUF packs each weight as it is read and drops its pages from the
+// mapping before the next (the identity is hashed per tensor on the way), so its peak is near the
+// packed size: the file's seven matrices (largest 16 MB) pack to 15 MB (Q8_0) or 29 MB
+// (bfloat16), plus the un-permuted q/k copies (5 MB). The old load hashed every tensor (paging the
+// whole file in), adopted them and packed after: growth >= the file's 58 MB plus the packed copy.
+TEST_F(GgufLoadMemoryTest, PackedGgufLoadPeaksNearThePackedSize) {
+  const double file_mb = static_cast<double>(fs::file_size(root_ / "wide.gguf")) / (1 << 20);
+  for (WeightFormat w : {WeightFormat::kQ8_0, WeightFormat::kBf16}) {
+    LoadOptions o{"cpu"};
+    o.weights = w;
+    const double growth = load_growth_mb([&] { return load_gguf_model(root_ / "small.gguf", o); },
+                                         [&] { return load_gguf_model(root_ / "wide.gguf", o); });
+    ASSERT_FALSE(std::isnan(growth));
+    const double packed_mb = file_mb * (w == WeightFormat::kQ8_0 ? 34.0 / 128 : 0.5);
+    std::cout << weight_format_name(w) << " GGUF load of " << file_mb << " MB: peak resident growth " << growth
+              << " MB (packed " << packed_mb << " MB)\n";
+    // The packed weights, one float32 matrix being packed (16 MB), the q/k copies (5 MB) and 12 MB
+    // for allocator noise.
+    EXPECT_LT(growth, packed_mb + 16 + 5 + 12) << weight_format_name(w);
+    EXPECT_GT(growth, 0.9 * packed_mb) << weight_format_name(w);  // the packed weights are resident
+  }
+}
+
+// Packing while loading a GGUF gives what loading in float32 and packing after gives, bit for bit,
+// with the same identity.
+TEST_F(GgufLoadMemoryTest, PackedGgufLoadEqualsPackingAfterTheLoad) {
+  const fs::path path = root_ / "small.gguf";
+  for (WeightFormat w : {WeightFormat::kBf16, WeightFormat::kQ8_0}) {
+    LoadOptions o{"cpu"};
+    o.weights = w;
+    LoadedModel packed = load_gguf_model(path, o);
+    LoadedModel after = load_gguf_model(path, LoadOptions{"cpu"});
+    after.net->pack_weights(w);
+    EXPECT_EQ(packed.content_hash, after.content_hash);
+    auto pp = packed.net->named_hf_parameters(), pa = after.net->named_hf_parameters();
+    ASSERT_EQ(pp.size(), pa.size());
+    for (const auto& [k, v] : pa) {
+      EXPECT_EQ(pp.at(k).scalar_type(), v.scalar_type()) << k;
+      EXPECT_TRUE(torch::equal(pp.at(k), v)) << k;
+    }
+    torch::NoGradGuard ng;
+    auto ids = torch::tensor({{1, 5, 9, 3, 7}}, torch::kInt64);
+    EXPECT_TRUE(torch::equal(packed.net->forward(ids), after.net->forward(ids))) << weight_format_name(w);
+  }
+}

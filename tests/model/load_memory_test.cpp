@@ -125,3 +125,52 @@ TEST(AdoptTest, UninitialisedNetworkSkipsTheRandomInitialiser) {
   CausalLm random(cfg);
   EXPECT_NE(torch::rand({1}).item<double>(), next);
 }
+
+// A packed load (--weights bf16|q8_0) packs each weight as it is read and frees its float32 pages
+// before the next, so its peak is near the packed size, not the file's: the wide model's seven
+// matrices (largest 16 MB) pack to 15 MB (Q8_0, 34 bytes per 32 weights) or 29 MB (bfloat16).
+// The old load paged in the whole file (the digest), adopted it and packed after: peak growth >=
+// the file's 61 MB plus the packed copy (measured 77 MB Q8_0, 91 MB bfloat16).
+TEST_F(LoadMemoryTest, PackedHfLoadPeaksNearThePackedSize) {
+  const double file_mb = static_cast<double>(fs::file_size(root_ / "wide/model.safetensors")) / (1 << 20);
+  for (WeightFormat w : {WeightFormat::kQ8_0, WeightFormat::kBf16}) {
+    LoadOptions o{"cpu"};
+    o.weights = w;
+    const double growth = load_growth_mb([&] { return load_model(root_ / "small", o); },
+                                         [&] { return load_model(root_ / "wide", o); });
+    ASSERT_FALSE(std::isnan(growth));
+    const double packed_mb = file_mb * (w == WeightFormat::kQ8_0 ? 34.0 / 128 : 0.5);
+    std::cout << weight_format_name(w) << " HF load of " << file_mb << " MB: peak resident growth " << growth
+              << " MB (packed " << packed_mb << " MB)\n";
+    // The packed weights, one float32 matrix being packed (16 MB) and 12 MB for allocator noise.
+    EXPECT_LT(growth, packed_mb + 16 + 12) << weight_format_name(w);
+    EXPECT_GT(growth, 0.9 * packed_mb) << weight_format_name(w);  // the packed weights are resident
+  }
+}
+
+// Packing while loading gives the model that loading in float32 and packing after gives: every
+// parameter bit for bit (dtype, values, Q8_0 scales through the outputs), and the same identity.
+TEST_F(LoadMemoryTest, PackedHfLoadEqualsPackingAfterTheLoad) {
+  for (WeightFormat w : {WeightFormat::kBf16, WeightFormat::kQ8_0}) {
+    LoadOptions o{"cpu"};
+    o.weights = w;
+    LoadedModel packed = load_model(root_ / "small", o);
+    LoadedModel after = load_model(root_ / "small", LoadOptions{"cpu"});
+    after.net->pack_weights(w);
+    EXPECT_EQ(packed.net->weight_format(), w);
+    EXPECT_EQ(packed.content_hash, after.content_hash);
+    auto pp = packed.net->named_hf_parameters(), pa = after.net->named_hf_parameters();
+    ASSERT_EQ(pp.size(), pa.size());
+    int n_packed = 0;
+    for (const auto& [k, v] : pa) {
+      EXPECT_EQ(pp.at(k).scalar_type(), v.scalar_type()) << k;
+      EXPECT_TRUE(torch::equal(pp.at(k), v)) << k;
+      EXPECT_EQ(pp.at(k).requires_grad(), v.requires_grad()) << k;
+      n_packed += v.scalar_type() != torch::kFloat32;
+    }
+    EXPECT_EQ(n_packed, 9) << weight_format_name(w);  // embed, lm_head, q, k, v, o, gate, up, down
+    torch::NoGradGuard ng;
+    auto ids = torch::tensor({{1, 5, 9, 3, 7}}, torch::kInt64);
+    EXPECT_TRUE(torch::equal(packed.net->forward(ids), after.net->forward(ids))) << weight_format_name(w);
+  }
+}
