@@ -19,6 +19,8 @@
 
 #include "core/core.h"
 
+#include "../scratch_dir.h"
+
 namespace atax::cli_test {
 
 inline const std::string kAtax = std::string(ATAX_BINARY_DIR) + "/atax";
@@ -44,8 +46,7 @@ inline std::ostream& operator<<(std::ostream& os, const RunResult& r) {
 inline RunResult run_atax(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
                           int timeout_s = 300) {
   static int counter = 0;
-  const fs::path dir = fs::temp_directory_path() / ("atax_cli_run_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  static const fs::path dir = test_support::scratch_dir("atax_cli_run");
   const std::string stem = (dir / std::to_string(counter++)).string();
   const std::string out_path = stem + ".out", err_path = stem + ".err";
   std::vector<std::string> full = {kAtax};

@@ -7,16 +7,12 @@
 #endif
 
 #include "core/core.h"
+#include "../scratch_dir.h"
 
 using namespace atax;
 
 namespace {
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("atax_core_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return test_support::scratch_dir("atax_core_test", name); }
 }  // namespace
 
 TEST(ErrorTest, ComposesFileLineAndHint) {

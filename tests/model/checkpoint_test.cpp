@@ -2,18 +2,14 @@
 #include <gtest/gtest.h>
 
 #include "model/model.h"
+#include "../scratch_dir.h"
 
 using namespace atax;
 
 namespace {
 const fs::path kLlama = fs::path(ATAX_SOURCE_DIR) / "tests/model/fixtures/tiny_llama";
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("atax_ckpt_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return test_support::scratch_dir("atax_ckpt_test", name); }
 
 std::string safetensors_bytes(const json& header, const std::string& data) {
   std::string h = header.dump();

@@ -5,18 +5,14 @@
 #include <gtest/gtest.h>
 
 #include "model/model.h"
+#include "../scratch_dir.h"
 
 using namespace atax;
 
 namespace {
 const fs::path kFixtures = fs::path(ATAX_SOURCE_DIR) / "tests/model/fixtures";
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("atax_model_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return test_support::scratch_dir("atax_model_test", name); }
 
 torch::Tensor ids_tensor(const json& j) {
   std::vector<std::vector<int64_t>> rows = j.get<std::vector<std::vector<int64_t>>>();
