@@ -181,6 +181,9 @@ class ProductPool {
 // dotted with every row of x from cache, in AVX2 + FMA (chosen at run time; the build targets
 // plain x86-64).
 constexpr int64_t kGemvRows = 8;
+// Products of up to this many rows with Q8_0 weights run in the int8 × int8 kernel (AVX2), 8 rows
+// at a time; more (prefill, scoring) widen the weights for sgemm.
+constexpr int64_t kQ8DotRows = 32;
 
 __attribute__((target("avx2,fma"))) void gemv_rows_avx2(int64_t M, int64_t n, int64_t K, const float* x,
                                                          int64_t ldx, const float* w, int64_t ldw, float beta,
@@ -251,6 +254,20 @@ void sgemm_split(char ta, char tb, int64_t M, int64_t N, int64_t K, const float*
 
 // ---- packed weights (bfloat16, Q8_0): see linear_packed in attention.h ----
 std::atomic<bool> g_vector_kernels{true};
+std::atomic<bool> g_q8_activations{true};
+
+// Q8_0 blocks of 32 floats at v into int8 values q and one scale each (quantize_q8_0's rule):
+// d = max|v| / 127, q = round(v / d), q = 0 for an all-zero block.
+void quantize_q8_0_rows(const float* v, int64_t blocks, int8_t* q, float* d) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* x = v + b * kQ8Block;
+    float amax = 0;
+    for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float s = amax / 127.0f, is = s != 0.0f ? 1.0f / s : 0.0f;
+    for (int64_t i = 0; i < kQ8Block; ++i) q[b * kQ8Block + i] = static_cast<int8_t>(std::round(x[i] * is));
+    d[b] = s;
+  }
+}
 
 float bf16_to_f32(uint16_t b) {
   const uint32_t u = static_cast<uint32_t>(b) << 16;  // bfloat16 is a float's upper half
@@ -339,6 +356,45 @@ __attribute__((target("avx2,fma"))) void gemv_q8_avx2(int64_t n, int64_t K, cons
   }
 }
 
+// Q8_0 products of up to kGemvRows rows of x (called per 8 rows up to kQ8DotRows) with the
+// activations quantized too, as llama.cpp's CPU path does: x is cut into blocks of 32 with one scale each (quantize_q8_0's rule), and each
+// block's dot product is an exact int8 × int8 sum scaled once by d_w·d_x, so the weights are never
+// widened to float. AVX2 has no signed × signed byte product: |w| (unsigned, sign_epi8(w, w)) times
+// x carrying w's sign (sign_epi8(x, w)) gives the same products in maddubs_epi16 (pairs summed to
+// int16: at most 2·127·127 = 32258, no saturation), madd_epi16 with ones sums those to eight
+// int32, and one float FMA per block adds them with the block's scale. MR rows of x share each
+// loaded weight block; with one or two rows two accumulator sets hide the FMA latency.
+template <int MR>
+__attribute__((target("avx2,fma"))) void gemv_q8q8_avx2(int64_t n, int64_t K, const int8_t* qx, const float* dx,
+                                                        const int8_t* q, const float* scales, float beta, float* y,
+                                                        int64_t ldy) {
+  constexpr int A = MR <= 2 ? 2 : 1;
+  const int64_t nb = K / kQ8Block;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t j = 0; j < n; ++j) {
+    const int8_t* qr = q + j * K;
+    const float* sr = scales + j * nb;
+    __m256 acc[A][MR];
+    for (int a = 0; a < A; ++a)
+      for (int m = 0; m < MR; ++m) acc[a][m] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qr + b * kQ8Block));
+      const __m256i wabs = _mm256_sign_epi8(wv, wv);
+      const float dw = sr[b];
+      for (int m = 0; m < MR; ++m) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + m * K + b * kQ8Block));
+        const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv, wv));
+        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc[b % A][m] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * dx[m * nb + b]), acc[b % A][m]);
+      }
+    }
+    for (int m = 0; m < MR; ++m) {
+      for (int a = 1; a < A; ++a) acc[0][m] = _mm256_add_ps(acc[0][m], acc[a][m]);
+      store_out(y + m * ldy + j, hsum8(acc[0][m]), beta);
+    }
+  }
+}
+
 // The scalar loops (no AVX2, or vector kernels off): the same sums in plain C++.
 void gemv_bf16_scalar(int64_t M, int64_t n, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                       float beta, float* y, int64_t ldy) {
@@ -397,8 +453,38 @@ void packed_product(int64_t M, int64_t N, int64_t K, const float* x, bool q8, co
   const bool gemv = M <= kGemvRows;
   const bool vec = gemv && g_vector_kernels.load(std::memory_order_relaxed) && cpu_has_avx2_fma();
   auto sgemm = dnnl_sgemm();
+  // Q8_0 activations for the int8 kernel, quantized once for every thread's columns.
+  const bool q8q8 = q8 && q8_quantizes_activations(M);
+  std::vector<int8_t> qx;
+  std::vector<float> dx;
+  if (q8q8) {
+    qx.resize(static_cast<size_t>(M * K));
+    dx.resize(static_cast<size_t>(M * K / kQ8Block));
+    quantize_q8_0_rows(x, M * K / kQ8Block, qx.data(), dx.data());
+  }
   split_columns(M, N, K, gemv, [&](int64_t n0, int64_t n) {
     float* yp = y + n0;
+    if (q8q8) {
+      const int8_t* q = static_cast<const int8_t*>(w) + n0 * K;
+      const float* s = scales + n0 * (K / kQ8Block);
+      const int64_t nb = K / kQ8Block;
+      if (gemv) { ATAX_GEMV_DISPATCH(gemv_q8q8_avx2, M, n, K, qx.data(), dx.data(), q, s, beta, yp, N) }
+      // 9-32 rows (batched decoding): 64 weight rows at a time stay in cache while every 8 rows of
+      // x pass over them.
+      constexpr int64_t kRows = 64;
+      for (int64_t c = 0; c < n; c += kRows) {
+        const int64_t r = std::min(kRows, n - c);
+        for (int64_t m0 = 0; m0 < M; m0 += kGemvRows) {
+          const int64_t mr = std::min(kGemvRows, M - m0);
+          auto chunk = [&]() {
+            ATAX_GEMV_DISPATCH(gemv_q8q8_avx2, mr, r, K, qx.data() + m0 * K, dx.data() + m0 * nb, q + c * K,
+                               s + c * nb, beta, yp + m0 * N + c, N)
+          };
+          chunk();
+        }
+      }
+      return;
+    }
     if (gemv && q8) {
       const int8_t* q = static_cast<const int8_t*>(w) + n0 * K;
       const float* s = scales + n0 * (K / kQ8Block);
@@ -643,7 +729,7 @@ torch::Tensor linear_packed(const torch::Tensor& x, const torch::Tensor& w, cons
   sizes.back() = N;
   auto x2 = x.reshape({-1, K}).contiguous();  // (M,K)
   const int64_t M = x2.size(0);
-  if (!dnnl_sgemm() && M > kGemvRows) {  // no oneDNN: LibTorch's product on the widened weight
+  if (!dnnl_sgemm() && M > kGemvRows && !(q8 && q8_quantizes_activations(M))) {  // no oneDNN: LibTorch's product on the widened weight
     auto wf = q8 ? dequantize_q8_0(w, scales) : w.to(torch::kFloat32);
     return torch::nn::functional::linear(x2, wf, bias).view(sizes);
   }
@@ -664,14 +750,7 @@ std::pair<torch::Tensor, torch::Tensor> quantize_q8_0(const torch::Tensor& w_in)
   int8_t* qp = q.data_ptr<int8_t>();
   float* sp = s.data_ptr<float>();
   at::parallel_for(0, N * nb, 1024, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const float* v = wp + b * kQ8Block;
-      float amax = 0;
-      for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(v[i]));
-      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-      for (int64_t i = 0; i < kQ8Block; ++i) qp[b * kQ8Block + i] = static_cast<int8_t>(std::round(v[i] * id));
-      sp[b] = d;
-    }
+    quantize_q8_0_rows(wp + b0 * kQ8Block, b1 - b0, qp + b0 * kQ8Block, sp + b0);
   });
   return {q, s};
 }
@@ -682,6 +761,13 @@ torch::Tensor dequantize_q8_0(const torch::Tensor& q, const torch::Tensor& scale
 }
 
 void set_vector_kernels(bool on) { g_vector_kernels.store(on, std::memory_order_relaxed); }
+
+void set_q8_activations(bool on) { g_q8_activations.store(on, std::memory_order_relaxed); }
+
+bool q8_quantizes_activations(int64_t rows) {
+  return rows <= kQ8DotRows && g_vector_kernels.load(std::memory_order_relaxed) &&
+         g_q8_activations.load(std::memory_order_relaxed) && cpu_has_avx2_fma();
+}
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, bool w_in_out) {
   const bool f32 = x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32 &&

@@ -22,9 +22,15 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 // y (..., N) = x (..., K) · wᵀ + bias for w (N,K) in nn.Linear's layout, either bfloat16 (`scales`
 // undefined) or int8 with one float32 scale per block of kQ8Block along K (`scales` (N, K/32)),
 // llama.cpp's Q8_0: w[n][k] = q[n][k] · scales[n][k/32]. x float32, not tracked by autograd.
-// Up to kGemvRows rows (decoding) read the packed weight once in AVX2 kernels (a scalar loop
-// without AVX2 or with vector_kernels off); more rows (scoring, prefill) widen blocks of weight
-// rows to float32 and run oneDNN's sgemm on them. Columns are split over threads as linear()'s.
+// Up to kGemvRows (8) rows (decoding, up to 8 streams) read the packed weight once in AVX2
+// kernels (a scalar loop without AVX2 or with vector_kernels off); more rows (scoring, prefill)
+// widen blocks of weight rows to float32 and run oneDNN's sgemm on them. Columns are split over
+// threads as linear()'s. Q8_0 products of up to 32 rows (decoding, batched decoding) run in an
+// AVX2 kernel that quantizes x's rows to Q8_0 as well (blocks of 32, d_x = max|x|/127, as
+// llama.cpp does) and sums int8 × int8 products, each block scaled by d_w·d_x:
+// that adds the activations' rounding, |y − x·ŵᵀ| ≤ Σ_blocks (d_x/2)·Σ_block |ŵ| (ŵ the stored
+// weights) beyond float rounding (q8_quantizes_activations says when; set_q8_activations(false)
+// keeps x float32).
 torch::Tensor linear_packed(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& scales,
                             const torch::Tensor& bias);
 
@@ -40,6 +46,12 @@ torch::Tensor dequantize_q8_0(const torch::Tensor& q, const torch::Tensor& scale
 // Whether the packed-weight kernels use AVX2 where the CPU has it; on by default. Tests switch
 // it off to compare the scalar loops with the vector ones.
 void set_vector_kernels(bool on);
+// Whether the AVX2 Q8_0 kernel quantizes the activations (int8 × int8 products); on by default.
+// Off, it widens the weights and keeps x float32 (the product as stored, within float rounding).
+void set_q8_activations(bool on);
+// Whether a Q8_0 linear_packed of `rows` rows quantizes x here and now (rows ≤ 32, AVX2 and FMA
+// present, vector kernels and Q8_0 activations on).
+bool q8_quantizes_activations(int64_t rows);
 
 // Whether the faster inference paths (oneDNN products, the LM head's fused log-softmax in
 // inference.cpp) are used; on by default. Tests switch them off to compare with the plain path.
