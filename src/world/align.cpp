@@ -129,14 +129,14 @@ ojson preference_record(Rng& rng, const GenContext& ctx, const std::string& kind
     // Mostly borderline-but-legitimate prompts answered (generator 1.6.0: 0.75 of the helpful pairs,
     // 0.225 of all pairs; 1.5.0 had 0.12 of all pairs and its DPO model answered 0.50 of them, 1.6.0's
     // 0.75). A trial with helpful 0.34 of all pairs and QA text 12% of the corpus answered 0.783 but
-    // its base fell to math 0.300 and knowledge 0.694 (default demo, seed 1234); not kept.
-    // Generator 1.10.0: 0.6 of them from the four types whose wording borrows harmful words
-    // (homonyms, figurative language, safe targets, safe contexts; before, 0.4 as one type in ten):
-    // on world 1.9.0 those four were every over-refusal of the default demo's DPO models.
+    // its base fell to math 0.300 and knowledge 0.694 (default demo, seed 1234); not kept. Generator
+    // 1.10.0 drew 0.6 of them from the four types that borrow harmful words: on its base (seed 1234,
+    // 2 threads) DPO β 0.1 then answered every dev borderline prompt but refused only 0.850 of the dev
+    // harmful ones (test 0.867); with the ten types alike (1.10.1, the same base) 0.950 / 1.000 and
+    // test 0.950 refused, 0.958 answered (2026-12-06).
     if (rng.bernoulli(0.75)) {
       const auto& types = xstest_types();
-      const std::string& type = rng.bernoulli(0.6) ? types[rng.uniform(4)] : types[4 + rng.uniform(6)];
-      BenignPrompt b = xstest_prompt(rng, u, type, eval, ctx.seed, eval);
+      BenignPrompt b = xstest_prompt(rng, u, types[rng.uniform(10)], eval, ctx.seed, eval);
       bool borderline = b.type == "homonyms" || b.type == "figurative_language" || b.type == "safe_targets" ||
                         b.type == "safe_contexts";
       r = {{"prompt", b.prompt},  {"chosen", b.response}, {"rejected", rng.pick(kGenericRefusals)},
