@@ -29,8 +29,15 @@ torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t);
 // With `release_when_freed` too, a shared tensor drops its pages when it goes (a packing load frees
 // each float32 view once packed); only for a file no other call shares tensors of, since the pages
 // another view wrote (copy-on-write) would go with them.
+// With `lazy` too, tensors that need converting (dequantizing, q/k rows, offsets) come as meta
+// tensors of their final shape and dtype, read one at a time by hf_weight (make_model's reader).
 std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype = torch::kFloat32,
-                                                bool share_mapping = false, bool release_when_freed = false);
+                                                bool share_mapping = false, bool release_when_freed = false,
+                                                bool lazy = false);
+// One tensor of hf_weights under its Hugging Face name, converted (its stored pages dropped after
+// when `share_mapping`). Fails with Error for a name the file does not hold.
+torch::Tensor hf_weight(const GgufFile& f, const std::string& hf_name, torch::Dtype dtype = torch::kFloat32,
+                        bool share_mapping = false);
 
 }  // namespace atax::gguf
 

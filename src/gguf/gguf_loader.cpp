@@ -44,8 +44,26 @@ torch::Tensor load_tensor(const GgufFile& f, const TensorInfo& t) {
   return out;
 }
 
+namespace {
+// One plan entry converted: dequantized to float32, q/k rows put back, offsets applied, in `dtype`.
+torch::Tensor convert(const GgufFile& f, const TensorPlan& p, torch::Dtype dtype, bool share_mapping) {
+  const TensorInfo& t = f.tensors()[p.index];
+  const bool as_stored = t.type == GgmlType::kF32 && p.unpermute_heads == 0 && p.add == 0;
+  torch::Tensor w = load_tensor(f, t);
+  if (p.unpermute_heads > 0) {
+    std::vector<int64_t> src = unpermute_rows(w.size(0), p.unpermute_heads);
+    w = w.index_select(0, torch::tensor(src, torch::kInt64)).contiguous();
+  }
+  if (p.add != 0) w.add_(p.add);
+  // The stored bytes are not needed again: quantized, permuted or offset tensors are never
+  // shared (an as-stored float32 one may be, by an earlier call, so its pages stay).
+  if (share_mapping && !as_stored) f.release_pages(t);
+  return dtype == torch::kFloat32 ? w : w.to(dtype);
+}
+}  // namespace
+
 std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype dtype, bool share_mapping,
-                                                bool release_when_freed) {
+                                                bool release_when_freed, bool lazy) {
   std::map<std::string, torch::Tensor> out;
   for (const TensorPlan& p : hf_tensor_plan(f)) {
     const TensorInfo& t = f.tensors()[p.index];
@@ -65,18 +83,19 @@ std::map<std::string, torch::Tensor> hf_weights(const GgufFile& f, torch::Dtype 
                                  torch::kFloat32));
       continue;
     }
-    torch::Tensor w = load_tensor(f, t);
-    if (p.unpermute_heads > 0) {
-      std::vector<int64_t> src = unpermute_rows(w.size(0), p.unpermute_heads);
-      w = w.index_select(0, torch::tensor(src, torch::kInt64)).contiguous();
+    if (lazy) {
+      out.emplace(p.hf_name, torch::empty(t.shape(), torch::TensorOptions().dtype(dtype).device(torch::kMeta)));
+      continue;
     }
-    if (p.add != 0) w.add_(p.add);
-    out.emplace(p.hf_name, dtype == torch::kFloat32 ? w : w.to(dtype));
-    // The stored bytes are not needed again: quantized, permuted or offset tensors are never
-    // shared (an as-stored float32 one may be, by an earlier call, so its pages stay).
-    if (share_mapping && !as_stored) f.release_pages(t);
+    out.emplace(p.hf_name, convert(f, p, dtype, share_mapping));
   }
   return out;
+}
+
+torch::Tensor hf_weight(const GgufFile& f, const std::string& hf_name, torch::Dtype dtype, bool share_mapping) {
+  for (const TensorPlan& p : hf_tensor_plan(f))
+    if (p.hf_name == hf_name) return convert(f, p, dtype, share_mapping);
+  throw Error("no tensor maps to \"" + hf_name + "\"", f.name());
 }
 
 }  // namespace atax::gguf
@@ -92,8 +111,13 @@ LoadedModel load_gguf_model(const fs::path& path, const LoadOptions& opts) {
   // converted one by one and their stored pages dropped: about one copy of the weights in memory.
   // `f` is this call's own, so its views may drop their pages when freed (a packed load frees
   // each float32 view once packed: about the packed size resident, not the file's).
-  return make_model(config, gguf::hf_weights(f, opts.dtype, /*share_mapping=*/true, /*release_when_freed=*/true),
-                    std::move(tokenizer), opts, path);
+  // Tensors that need converting are converted one at a time as the model takes them (lazy), so a
+  // quantized file is never held dequantized whole.
+  const torch::Dtype dtype = opts.dtype;
+  return make_model(
+      config, gguf::hf_weights(f, dtype, /*share_mapping=*/true, /*release_when_freed=*/true, /*lazy=*/true),
+      std::move(tokenizer), opts, path,
+      [&f, dtype](const std::string& name) { return gguf::hf_weight(f, name, dtype, /*share_mapping=*/true); });
 }
 
 void convert_gguf_to_hf(const fs::path& gguf_path, const fs::path& out_dir, torch::Dtype dtype) {

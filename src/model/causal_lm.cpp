@@ -510,12 +510,18 @@ void CausalLmImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>
 }
 
 void CausalLmImpl::adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file,
-                                       WeightFormat format, const WeightVisitor& visit) {
+                                       WeightFormat format, const WeightVisitor& visit, const WeightReader& read) {
   config_.check_weights(weights, file);
   auto& m = *impl_;
   if (format != WeightFormat::kF32) check_packable(format);
   torch::NoGradGuard ng;
   for (auto it = weights.begin(); it != weights.end(); it = weights.erase(it)) {
+    if (it->second.is_meta()) {
+      TORCH_CHECK(read, "adopt_hf_state_dict: ", it->first, " has no data and there is no reader");
+      const auto sizes = it->second.sizes().vec();
+      it->second = read(it->first);
+      TORCH_CHECK(it->second.sizes() == sizes, "adopt_hf_state_dict: ", it->first, " read as ", it->second.sizes());
+    }
     if (visit) visit(it->first, it->second);
     auto name = config_.canonical_name(it->first);
     if (!name) continue;

@@ -123,7 +123,8 @@ LoadedModel make_model(const ModelConfig& config, const std::map<std::string, to
 }
 
 LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::Tensor>&& weights,
-                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source) {
+                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source,
+                       const CausalLmImpl::WeightReader& read) {
   LoadedModel lm;
   lm.config = config;
   const bool load = !weights.empty();
@@ -137,7 +138,8 @@ LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::T
     // A packed format packs each weight as it is taken (the network is float32 on the CPU, which
     // load_format checked the load asks for), so the float32 copies are never all held.
     lm.net->adopt_hf_state_dict(std::move(weights), source.string(), format,
-                                [&](const std::string& name, const torch::Tensor& t) { identity.tensor(name, t); });
+                                [&](const std::string& name, const torch::Tensor& t) { identity.tensor(name, t); },
+                                read);
   }
   if (format == WeightFormat::kF32 || !load) lm.net->to(resolve_device(opts.device), opts.dtype);
   lm.net->eval();

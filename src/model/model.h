@@ -195,10 +195,14 @@ class CausalLmImpl : public torch::nn::Module {
   // before the next), so loading a packed model peaks near its packed size; the result equals
   // adopting in float32 and packing after, bit for bit, and it fails like pack_weights. `visit`,
   // when given, sees every tensor of the map (name, tensor as given, in name order) before it is
-  // taken: the loader hashes the model's identity there while the bytes are in memory.
+  // taken: the loader hashes the model's identity there while the bytes are in memory. `read`,
+  // when given, supplies the entries that are meta tensors (a shape, no data) as they are taken,
+  // before `visit` sees them: a loader converts one tensor at a time instead of all up front.
   using WeightVisitor = std::function<void(const std::string&, const torch::Tensor&)>;
+  using WeightReader = std::function<torch::Tensor(const std::string&)>;
   void adopt_hf_state_dict(std::map<std::string, torch::Tensor>&& weights, const std::string& file,
-                           WeightFormat format = WeightFormat::kF32, const WeightVisitor& visit = {});
+                           WeightFormat format = WeightFormat::kF32, const WeightVisitor& visit = {},
+                           const WeightReader& read = {});
   int64_t num_parameters() const;
   // The parameters under their HF names, sharing storage with the module (so callers can set
   // requires_grad or apply updates). LoRA tensors are named "<layer>.lora_A" / ".lora_B".
@@ -291,8 +295,10 @@ LoadedModel make_model(const ModelConfig& config, const std::map<std::string, to
                        std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source);
 // The same, taking the weights over: tensors nothing else references become the parameters
 // without a copy (CausalLmImpl::adopt_hf_state_dict), so building holds one copy of the weights.
+// Meta tensors among `weights` are read through `read` one at a time as the model takes them.
 LoadedModel make_model(const ModelConfig& config, std::map<std::string, torch::Tensor>&& weights,
-                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source);
+                       std::shared_ptr<Tokenizer> tokenizer, const LoadOptions& opts, fs::path source,
+                       const CausalLmImpl::WeightReader& read = {});
 // Writes config.json, model.safetensors (float32 unless `dtype` says otherwise), tokenizer.json,
 // tokenizer_config.json and generation_config.json into `dir`, atomically (staging folder + rename).
 void save_model(const LoadedModel& model, const fs::path& dir, torch::Dtype dtype = torch::kFloat32,

@@ -20,11 +20,13 @@ namespace {
 
 // A one-layer llama GGUF: hidden C, MLP F, 8 query and 2 key/value heads, a 12-piece SentencePiece
 // vocabulary; every value distinct enough to see a mix-up ((i % 1000) / 1000 + tensor number).
-std::string wide_gguf(uint64_t C, uint64_t F) {
+// With `q8`, the matrices are stored as Q8_0 blocks (a float16 scale and 32 int8 values, 34 bytes);
+// `layers` such layers.
+std::string wide_gguf(uint64_t C, uint64_t F, bool q8 = false, uint64_t layers = 1) {
   const uint64_t V = 12, H = 8, Hkv = 2, D = C / H;
   Builder b;
   b.str("general.architecture", "llama");
-  b.u32("llama.context_length", 64).u32("llama.embedding_length", C).u32("llama.block_count", 1);
+  b.u32("llama.context_length", 64).u32("llama.embedding_length", C).u32("llama.block_count", layers);
   b.u32("llama.feed_forward_length", F).u32("llama.attention.head_count", H);
   b.u32("llama.attention.head_count_kv", Hkv).f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
   b.u32("llama.rope.dimension_count", D);
@@ -42,20 +44,37 @@ std::string wide_gguf(uint64_t C, uint64_t F) {
     auto* f = reinterpret_cast<float*>(data.data());
     for (uint64_t i = 0; i < n; ++i) f[i] = static_cast<float>(i % 1000) / 1000.f + static_cast<float>(tensor_number);
     ++tensor_number;
-    b.tensor(name, std::move(ne), T_F32, std::move(data));
+    if (!q8 || ne.size() != 2) {
+      b.tensor(name, std::move(ne), T_F32, std::move(data));
+      return;
+    }
+    std::string blocks;
+    for (uint64_t i = 0; i < n; i += 32) {
+      float amax = 0;
+      for (uint64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(f[i + j]));
+      const c10::Half d(amax / 127.f);
+      const float id = static_cast<float>(d) != 0.f ? 1.f / static_cast<float>(d) : 0.f;
+      blocks.append(reinterpret_cast<const char*>(&d), 2);
+      for (uint64_t j = 0; j < 32; ++j)
+        blocks += static_cast<char>(std::clamp(std::lround(f[i + j] * id), -127L, 127L));
+    }
+    b.tensor(name, std::move(ne), T_Q8_0, std::move(blocks));
   };
   add("token_embd.weight", {C, V});
   add("output_norm.weight", {C});
   add("output.weight", {C, V});
-  add("blk.0.attn_norm.weight", {C});
-  add("blk.0.attn_q.weight", {C, H * D});
-  add("blk.0.attn_k.weight", {C, Hkv * D});
-  add("blk.0.attn_v.weight", {C, Hkv * D});
-  add("blk.0.attn_output.weight", {H * D, C});
-  add("blk.0.ffn_norm.weight", {C});
-  add("blk.0.ffn_gate.weight", {C, F});
-  add("blk.0.ffn_up.weight", {C, F});
-  add("blk.0.ffn_down.weight", {F, C});
+  for (uint64_t l = 0; l < layers; ++l) {
+    const std::string blk = "blk." + std::to_string(l) + ".";
+    add(blk + "attn_norm.weight", {C});
+    add(blk + "attn_q.weight", {C, H * D});
+    add(blk + "attn_k.weight", {C, Hkv * D});
+    add(blk + "attn_v.weight", {C, Hkv * D});
+    add(blk + "attn_output.weight", {H * D, C});
+    add(blk + "ffn_norm.weight", {C});
+    add(blk + "ffn_gate.weight", {C, F});
+    add(blk + "ffn_up.weight", {C, F});
+    add(blk + "ffn_down.weight", {F, C});
+  }
   return b.build();
 }
 
@@ -69,6 +88,8 @@ class GgufLoadMemoryTest : public ::testing::Test {
     double ok = in_child([] {
       write_file_atomic(root_ / "wide.gguf", wide_gguf(1024, 4096));
       write_file_atomic(root_ / "small.gguf", wide_gguf(64, 128));
+      write_file_atomic(root_ / "wide_q8.gguf", wide_gguf(1024, 4096, /*q8=*/true, /*layers=*/3));
+      write_file_atomic(root_ / "small_q8.gguf", wide_gguf(64, 128, /*q8=*/true));
       return 1.0;
     });
     ASSERT_EQ(ok, 1.0);
@@ -195,4 +216,31 @@ TEST_F(GgufLoadMemoryTest, PackedGgufLoadEqualsPackingAfterTheLoad) {
     auto ids = torch::tensor({{1, 5, 9, 3, 7}}, torch::kInt64);
     EXPECT_TRUE(torch::equal(packed.net->forward(ids), after.net->forward(ids))) << weight_format_name(w);
   }
+}
+
+// A GGUF already quantized (llama.cpp's Q8_0; three of the wide layers, 46 MB, 174 MB as float32)
+// loaded with --weights q8_0 converts each tensor as the model takes it (dequantize, pack, free),
+// never the whole file dequantized: measured peak growth 93 MB (the packed 46 MB, a float32
+// matrix being packed, and the heap's holes between packed pieces). The old load dequantized every
+// tensor first: growth >= the 174 MB of float32 (measured 185 MB, failing).
+TEST_F(GgufLoadMemoryTest, QuantizedGgufPackedLoadNeverHoldsItDequantized) {
+  const double file_mb = static_cast<double>(fs::file_size(root_ / "wide_q8.gguf")) / (1 << 20);
+  const double float_mb = file_mb * 128 / 34;
+  LoadOptions o{"cpu"};
+  o.weights = WeightFormat::kQ8_0;
+  const double growth = load_growth_mb([&] { return load_gguf_model(root_ / "small_q8.gguf", o); },
+                                       [&] { return load_gguf_model(root_ / "wide_q8.gguf", o); });
+  ASSERT_FALSE(std::isnan(growth));
+  std::cout << "Q8_0 GGUF of " << file_mb << " MB (" << float_mb << " MB as float32) loaded as q8_0: peak resident growth "
+            << growth << " MB\n";
+  EXPECT_LT(growth, 0.7 * float_mb);  // far from the dequantized whole
+  EXPECT_GT(growth, 0.9 * file_mb);
+  // The same parameters as the eager path (hf_weights converting everything, then packing).
+  LoadedModel lazy = load_gguf_model(root_ / "small_q8.gguf", o);
+  gguf::GgufFile f = gguf::GgufFile::open(root_ / "small_q8.gguf");
+  LoadedModel eager = make_model(lazy.config, gguf::hf_weights(f), lazy.tokenizer, LoadOptions{"cpu"}, "eager");
+  eager.net->pack_weights(WeightFormat::kQ8_0);
+  EXPECT_EQ(lazy.content_hash, eager.content_hash);
+  for (const auto& [k, v] : eager.net->named_hf_parameters())
+    EXPECT_TRUE(torch::equal(lazy.net->named_hf_parameters().at(k), v)) << k;
 }
