@@ -562,6 +562,15 @@ json tax_json(const TaxTable& t) {
                 {"binary", r.binary},
                 {"test", r.test},
                 {"p_value", r.p_value}};
+    if (r.rate) {  // what the report's safety chart draws: the rates and their change in points
+      Interval pp;
+      if (r.delta_ci.lo) pp.lo = 100 * *r.delta_ci.lo;
+      if (r.delta_ci.hi) pp.hi = 100 * *r.delta_ci.hi;
+      row["base_rate"] = r.base;
+      row["aligned_rate"] = r.aligned;
+      row["change_pp"] = 100 * r.delta;
+      row["change_pp_ci"] = interval_json(pp);
+    }
     if (r.mcnemar)
       row["mcnemar"] = {{"b", r.mcnemar->b},
                         {"c", r.mcnemar->c},

@@ -18,6 +18,9 @@
 
 #include "core/core.h"
 
+#if __has_include("atax_git_hash.h")
+#include "atax_git_hash.h"  // written at every build (cmake/git_hash.cmake)
+#endif
 #ifndef ATAX_GIT_HASH
 #define ATAX_GIT_HASH "unknown"
 #endif

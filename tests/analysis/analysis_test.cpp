@@ -466,6 +466,13 @@ TEST(TaxTableTest, RatesChangeInPercentagePoints) {
   json j = tax_json(t);
   EXPECT_NEAR(j["safety"][0]["change_pp"].get<double>(), 70.0, 1e-9);
   EXPECT_NEAR(j["safety"][0]["base_rate"].get<double>(), 0.05, 1e-12);
+  // The rows carry the change in points too: the report's safety chart reads them from the rows
+  // (before, only the fixtures of the report's tests had them, and the demo's chart showed n/a).
+  ASSERT_TRUE(j["rows"][0].contains("change_pp")) << j["rows"][0].dump();
+  EXPECT_NEAR(j["rows"][0]["change_pp"].get<double>(), 70.0, 1e-9);
+  EXPECT_NEAR(j["rows"][0]["change_pp_ci"][0].get<double>(), *t.safety[0].change_pp_ci.lo, 1e-9);
+  EXPECT_NEAR(j["rows"][0]["change_pp_ci"][1].get<double>(), *t.safety[0].change_pp_ci.hi, 1e-9);
+  EXPECT_NEAR(j["rows"][0]["aligned_rate"].get<double>(), 0.75, 1e-12);
 }
 
 // ------------------------------------------------------------------------------------ tradeoff
