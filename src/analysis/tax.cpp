@@ -110,6 +110,14 @@ json prompt_format_json(const PromptFormat& f) {
   return j;
 }
 
+// A change of a rate (aligned − base, as a fraction) and its interval in percentage points.
+Interval in_points(const Interval& delta_ci) {
+  Interval pp;
+  if (delta_ci.lo) pp.lo = 100 * *delta_ci.lo;
+  if (delta_ci.hi) pp.hi = 100 * *delta_ci.hi;
+  return pp;
+}
+
 }  // namespace
 
 std::string describe(const PromptFormat& f) {
@@ -393,8 +401,7 @@ TaxTable compute_tax(const std::vector<ItemScores>& base, const std::vector<Item
     c.improved = r.higher_is_better ? r.delta > 0 : r.delta < 0;
     c.rate = r.rate;
     c.change_pp = 100 * r.delta;
-    if (r.delta_ci.lo) c.change_pp_ci.lo = 100 * *r.delta_ci.lo;
-    if (r.delta_ci.hi) c.change_pp_ci.hi = 100 * *r.delta_ci.hi;
+    c.change_pp_ci = in_points(r.delta_ci);
     c.tax_pct = r.rate ? std::nullopt : r.tax_pct;
     c.tax_ci = r.rate ? Interval{} : r.tax_ci;
     c.measurable = r.measurable;
@@ -563,13 +570,10 @@ json tax_json(const TaxTable& t) {
                 {"test", r.test},
                 {"p_value", r.p_value}};
     if (r.rate) {  // what the report's safety chart draws: the rates and their change in points
-      Interval pp;
-      if (r.delta_ci.lo) pp.lo = 100 * *r.delta_ci.lo;
-      if (r.delta_ci.hi) pp.hi = 100 * *r.delta_ci.hi;
       row["base_rate"] = r.base;
       row["aligned_rate"] = r.aligned;
       row["change_pp"] = 100 * r.delta;
-      row["change_pp_ci"] = interval_json(pp);
+      row["change_pp_ci"] = interval_json(in_points(r.delta_ci));
     }
     if (r.mcnemar)
       row["mcnemar"] = {{"b", r.mcnemar->b},

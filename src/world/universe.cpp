@@ -35,20 +35,15 @@ class NameMaker {
   // wrong were about those four, answered with the other's value.
   std::string make_distinct(const std::string& prefix_space, const std::string& kind, const Strs& a,
                             const Strs& b) {
-    std::set<std::string>& pres = prefixes_[prefix_space];
-    std::set<std::string>& ends = endings_[kind];
-    if (ends.size() >= b.size()) ends.clear();
     for (int tries = 0; tries < 10000; ++tries) {
       const std::string& pre = rng_.pick(a);
       const std::string& end = rng_.pick(b);
       std::string n = pre + end;
       std::string key = to_lower(n);
-      if (n.size() < 4 || pres.count(to_lower(pre)) || ends.count(end) || used_.count(key) ||
-          !find_denylisted(n).empty())
+      if (n.size() < 4 || used_.count(key) || !find_denylisted(n).empty() ||
+          !take(prefix_space, kind, pre, end, b.size()))
         continue;
       used_.insert(key);
-      pres.insert(to_lower(pre));
-      ends.insert(end);
       return n;
     }
     throw std::logic_error("world: name space exhausted for " + kind);
