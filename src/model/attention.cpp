@@ -819,33 +819,111 @@ torch::Tensor fused_attention(const torch::Tensor& q_in, const torch::Tensor& k_
   float* op = out.data_ptr<float>();
   float* scp = scores.data_ptr<float>();
   const float* prp = probs.data_ptr<float>();
+  // A block's rows are split over product_threads() threads (each its rows of every head: they
+  // see the same keys, so the parts are equal): the attention of a 2048-token window is a tenth of
+  // its work, and on one thread of two it was a fifth of the time (measured, bench_score_vs_llamacpp).
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(product_threads(), rows / 4));
   for (int64_t b = 0; b < B; ++b) {
     const int64_t mb = mask.size(0) == 1 ? 0 : b;
     for (int64_t t0 = 0; t0 < T; t0 += rows) {
       const int64_t n = std::min(rows, T - t0), keys = past + t0 + n;  // later keys are masked for the block
-      for (int64_t h = 0; h < H; ++h) {
-        float* c = scp + h * n * keys;  // (n,keys)
-        for (int64_t i = 0; i < n; ++i)
-          std::copy_n(mp + mb * mask.stride(0) + (t0 + i) * mask.stride(2), keys, c + i * keys);
-        const float* a = qp + b * q.stride(0) + h * q.stride(1) + t0 * q.stride(2);
-        const float* kk = kp + b * k.stride(0) + (h / group) * k.stride(1);
-        int rc = sgemm('N', 'T', n, keys, D, static_cast<float>(scale), a, q.stride(2), kk, k.stride(2), 1.0f, c, keys);
-        TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
-      }
-      auto sc = scores.narrow(0, 0, H * n * keys).view({H * n, keys});
-      auto pr = probs.narrow(0, 0, H * n * keys).view({H * n, keys});
-      at::_softmax_out(pr, sc, 1, false);
-      for (int64_t h = 0; h < H; ++h) {
-        const float* vv = vp + b * v.stride(0) + (h / group) * v.stride(1);
-        float* o = op + ((b * T + t0) * H + h) * D;
-        int rc = sgemm('N', 'N', n, D, keys, 1.0f, prp + h * n * keys, keys, vv, v.stride(2), 0.0f, o, H * D);
-        TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
-      }
+      const int64_t parts = n >= 4 * threads ? threads : 1;
+      auto part = [&](int r) {
+        const int64_t i0 = n * r / parts, m = n * (r + 1) / parts - i0;
+        if (m <= 0) return;
+        for (int64_t h = 0; h < H; ++h) {
+          float* c = scp + (h * n + i0) * keys;  // (m,keys)
+          for (int64_t i = 0; i < m; ++i)
+            std::copy_n(mp + mb * mask.stride(0) + (t0 + i0 + i) * mask.stride(2), keys, c + i * keys);
+          const float* a = qp + b * q.stride(0) + h * q.stride(1) + (t0 + i0) * q.stride(2);
+          const float* kk = kp + b * k.stride(0) + (h / group) * k.stride(1);
+          int rc = sgemm('N', 'T', m, keys, D, static_cast<float>(scale), a, q.stride(2), kk, k.stride(2), 1.0f, c, keys);
+          TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
+        }
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t off = (h * n + i0) * keys;
+          auto pr = probs.narrow(0, off, m * keys).view({m, keys});
+          at::_softmax_out(pr, scores.narrow(0, off, m * keys).view({m, keys}), 1, false);
+        }
+        for (int64_t h = 0; h < H; ++h) {
+          const float* vv = vp + b * v.stride(0) + (h / group) * v.stride(1);
+          float* o = op + ((b * T + t0 + i0) * H + h) * D;
+          int rc = sgemm('N', 'N', m, D, keys, 1.0f, prp + (h * n + i0) * keys, keys, vv, v.stride(2), 0.0f, o, H * D);
+          TORCH_CHECK(rc == 0, "dnnl_sgemm failed with status ", rc);
+        }
+      };
+      if (parts > 1) ProductPool::get().run(static_cast<int>(parts), part);
+      else part(0);
     }
   }
   return out.permute({0, 2, 1, 3});  // (B,H,T,D) view
 }
 }  // namespace
+
+bool fused_elementwise(const torch::Tensor& x) {
+  return fast_kernels() && !torch::GradMode::is_enabled() && x.defined() && !x.requires_grad() &&
+         x.scalar_type() == torch::kFloat32 && x.device().is_cpu();
+}
+
+torch::Tensor rms_norm_fused(const torch::Tensor& x_in, const torch::Tensor& w_in, double eps, bool unit_offset) {
+  auto x = x_in.contiguous();
+  auto w = w_in.to(torch::kFloat32).contiguous();
+  const int64_t C = x.size(-1), rows = C > 0 ? x.numel() / C : 0;
+  TORCH_CHECK(w.numel() == C, "rms_norm_fused: weight of ", w.numel(), " for rows of ", C);
+  auto y = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  auto run = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = xp + r * C;
+      float* yr = yp + r * C;
+      double ss = 0;
+      for (int64_t i = 0; i < C; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+      const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(C)) + static_cast<float>(eps));
+      if (unit_offset)
+        for (int64_t i = 0; i < C; ++i) yr[i] = (xr[i] * inv) * (1.0f + wp[i]);
+      else
+        for (int64_t i = 0; i < C; ++i) yr[i] = wp[i] * (xr[i] * inv);
+    }
+  };
+  // Rows over the product threads when there are enough of them (scoring; not a decoded token).
+  const int64_t threads = rows * C >= (int64_t{1} << 16) ? std::min<int64_t>(product_threads(), rows) : 1;
+  if (threads <= 1) {
+    run(0, rows);
+  } else {
+    ProductPool::get().run(static_cast<int>(threads), [&](int r) { run(rows * r / threads, rows * (r + 1) / threads); });
+  }
+  return y;
+}
+
+torch::Tensor rope_fused(const torch::Tensor& t_in, const torch::Tensor& cos_in, const torch::Tensor& sin_in) {
+  auto t = t_in.stride(-1) == 1 ? t_in : t_in.contiguous();
+  auto cs = cos_in.contiguous(), sn = sin_in.contiguous();
+  const int64_t B = t.size(0), H = t.size(1), T = t.size(2), D = t.size(3), half = D / 2;
+  TORCH_CHECK(D % 2 == 0 && cs.size(-1) == D && sn.sizes() == cs.sizes() && cs.size(2) == T &&
+                  (cs.size(0) == B || cs.size(0) == 1),
+              "rope_fused: tables ", cs.sizes(), " for ", t.sizes());
+  auto y = torch::empty({B, H, T, D}, t.options());
+  const float* tp = t.data_ptr<float>();
+  const float* cp = cs.data_ptr<float>();
+  const float* sp = sn.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const int64_t st0 = t.stride(0), st1 = t.stride(1), st2 = t.stride(2);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t tb = cs.size(0) == 1 ? 0 : b;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        const float* x = tp + b * st0 + h * st1 + i * st2;
+        const float* c = cp + (tb * T + i) * D;
+        const float* s = sp + (tb * T + i) * D;
+        float* o = yp + ((b * H + h) * T + i) * D;
+        for (int64_t j = 0; j < half; ++j) o[j] = x[j] * c[j] + (-x[j + half]) * s[j];
+        for (int64_t j = half; j < D; ++j) o[j] = x[j] * c[j] + x[j - half] * s[j];
+      }
+  }
+  return y;
+}
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k_in, const torch::Tensor& v_in,
                                const torch::Tensor& add_mask, double scale) {

@@ -62,6 +62,9 @@ struct Layer {
 
 // RMSNorm in float32; Gemma scales by (1 + w) in float32, Llama by w in the input's dtype.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps, bool unit_offset = false) {
+  if (fused_elementwise(x) && w.scalar_type() == torch::kFloat32 && x.dim() >= 1 &&
+      x.size(-1) == w.numel())
+    return rms_norm_fused(x, w, eps, unit_offset);
   auto xf = x.to(torch::kFloat32);
   auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
   if (unit_offset) return (y * (1.0 + w.to(torch::kFloat32))).to(x.scalar_type());
@@ -364,6 +367,7 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
   }
   const int64_t Dr = c.rotary_dim();
   auto rope = [&](const torch::Tensor& t, const torch::Tensor& cs, const torch::Tensor& sn) {  // (B,*,T,D)
+    if (Dr == D && fused_elementwise(t) && cs.scalar_type() == torch::kFloat32) return rope_fused(t, cs, sn);
     if (Dr == D) return t * cs + rotate_half(t) * sn;
     auto rot = t.narrow(-1, 0, Dr), pass = t.narrow(-1, Dr, D - Dr);  // Phi-3 partial rotary
     return torch::cat({rot * cs + rotate_half(rot) * sn, pass}, -1);

@@ -253,7 +253,9 @@ torch::Device resolve_device(const std::string& spec);
 // Threads for the matrix products: N > 0 (or ATAX_THREADS=N) gives OpenBLAS N threads and
 // LibTorch's intra-op pool 1 (N intra-op threads when OpenBLAS is not loaded); 0 = the measured
 // default (one OpenBLAS thread on machines of up to 2 cores). An explicit N stays for the rest of
-// the process: later calls with 0 (a step inside the demo or a sweep) keep it. See loading.cpp.
+// the process: later calls with 0 (a step inside the demo or a sweep) keep it. The first call
+// also fixes malloc's mmap and trim thresholds, so a forward pass reuses freed memory instead of
+// faulting in fresh pages (unless the user tunes malloc). See loading.cpp.
 void configure_threads(int threads);
 // "N BLAS threads, M intra-op threads" (BLAS only when OpenBLAS is loaded), for logs.
 std::string thread_summary();

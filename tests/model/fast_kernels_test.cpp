@@ -122,22 +122,58 @@ TEST(FastKernelsTest, AttentionEqualsPlainWithGqaPaddingCacheAndSlidingWindow) {
                  Case{600, 600, 2, 128}}) {
     auto q = torch::randn({B, H, c.T, D}), k = torch::randn({B, c.Hkv, c.S, D}), v = torch::randn({B, c.Hkv, c.S, D});
     auto mask = causal_mask(B, c.T, c.S, {c.S, c.S - 37}, c.window);
-    torch::Tensor got, want;
-    {
-      FastKernels on(true);
-      got = causal_attention(q, k, v, mask, 0.25);
-    }
+    torch::Tensor want;
     {
       FastKernels off(false);
       want = causal_attention(q, k, v, mask, 0.25);
     }
-    ASSERT_EQ(got.sizes(), want.sizes());
     // A query that sees no key at all (none here but the padded row's past its end under a
     // sliding window) has no defined output; every other row must agree.
     auto seen = (mask > -1).any(-1, true).expand({B, H, c.T, D});  // (B,H,T,D)
     ASSERT_GT(seen.sum().item<int64_t>(), 0);
-    EXPECT_LT(max_rel_diff(got.masked_select(seen), want.masked_select(seen)), 1e-5)
-        << c.T << "x" << c.S << " Hkv " << c.Hkv << " window " << c.window;
+    // One thread, and two: a query block's rows are then split between them.
+    for (int threads : {1, 2}) {
+      configure_threads(threads);
+      FastKernels on(true);
+      auto got = causal_attention(q, k, v, mask, 0.25);
+      ASSERT_EQ(got.sizes(), want.sizes());
+      EXPECT_LT(max_rel_diff(got.masked_select(seen), want.masked_select(seen)), 1e-5)
+          << c.T << "x" << c.S << " Hkv " << c.Hkv << " window " << c.window << " threads " << threads;
+    }
+    configure_threads(1);
+  }
+}
+
+TEST(FastKernelsTest, FusedNormAndRopeEqualTheLibTorchExpressions) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(5);
+  const int64_t B = 2, T = 300, H = 3, D = 32, C = H * D;
+  // rms_norm: rows of a (B,T,C) tensor, one row (a decoded token), the weight plain and unit-offset.
+  auto w = 1 + 0.1 * torch::randn({C});
+  for (int threads : {1, 2}) {
+    configure_threads(threads);
+    for (auto x : {torch::randn({B, T, C}) * 3, torch::randn({1, 1, C})}) {
+      for (bool unit : {false, true}) {
+        auto r = torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6);
+        auto want = unit ? (x * r) * (1.0 + w) : w * (x * r);
+        auto got = rms_norm_fused(x, w, 1e-6, unit);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_LT(max_rel_diff(got, want), 1e-6) << "unit " << unit << " threads " << threads;
+      }
+    }
+  }
+  configure_threads(1);
+  // rope: t a (B,H,T,D) view of a (B,T,H,D) projection (as the layers give it), tables per row
+  // (B,1,T,D) and shared (1,1,T,D); the halves of a table are equal, as the model builds them.
+  auto t = torch::randn({B, T, H, D}).transpose(1, 2);
+  for (int64_t tb : {B, int64_t{1}}) {
+    auto f = torch::rand({tb, 1, T, D / 2}) * 6;
+    auto cs = torch::cat({f.cos(), f.cos()}, -1), sn = torch::cat({f.sin(), f.sin()}, -1);
+    auto rot = torch::cat({-t.narrow(-1, D / 2, D / 2), t.narrow(-1, 0, D / 2)}, -1);
+    auto want = t * cs + rot * sn;
+    auto got = rope_fused(t, cs, sn);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LT(max_rel_diff(got, want), 1e-6) << "tables for " << tb << " rows";
   }
 }
 
