@@ -1,3 +1,62 @@
+# atax_uses_torch(<file> <out-var>): whether <file> reaches LibTorch's headers (<torch/...>,
+# <ATen/...>) directly or through the project's own headers ("module/x.h" under src/, or a path
+# next to the file), followed recursively. Only such files get the shared precompiled
+# <torch/torch.h>: loading that 630 MB header costs a file that does not use it more than it
+# saves (src/cli/cmd_report.cpp: 23.5 s with it, 9.2 s without; cmd_train.cpp, which needs
+# LibTorch: 24.7 s with it, 35.8 s without; GCC 12, -O2).
+function(atax_uses_torch file out)
+  get_property(known GLOBAL PROPERTY ATAX_TORCH_${file} SET)
+  if(known)
+    get_property(v GLOBAL PROPERTY ATAX_TORCH_${file})
+    set(${out} ${v} PARENT_SCOPE)
+    return()
+  endif()
+  set_property(GLOBAL PROPERTY ATAX_TORCH_${file} OFF)  # an include cycle ends here
+  set(v OFF)
+  file(STRINGS ${file} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
+  foreach(line ${lines})
+    if(line MATCHES "<(torch|ATen)/")
+      set(v ON)
+      break()
+    endif()
+    if(line MATCHES "\"([^\"]+)\"")
+      set(inc ${CMAKE_MATCH_1})
+      get_filename_component(dir ${file} DIRECTORY)
+      set(found "")
+      foreach(cand ${dir}/${inc} ${CMAKE_SOURCE_DIR}/src/${inc})
+        get_filename_component(cand ${cand} ABSOLUTE)
+        if(EXISTS ${cand})
+          set(found ${cand})
+          break()
+        endif()
+      endforeach()
+      if(found)
+        atax_uses_torch(${found} sub)
+        if(sub)
+          set(v ON)
+          break()
+        endif()
+      endif()
+    endif()
+  endforeach()
+  set_property(GLOBAL PROPERTY ATAX_TORCH_${file} ${v})
+  set(${out} ${v} PARENT_SCOPE)
+endfunction()
+
+# atax_torch_pch(<target> <sources...>): the shared precompiled header for those of the sources
+# that use LibTorch (atax_uses_torch), none for the others.
+function(atax_torch_pch target)
+  if(NOT target STREQUAL "atax_model")
+    target_precompile_headers(${target} REUSE_FROM atax_model)
+  endif()
+  foreach(src ${ARGN})
+    atax_uses_torch(${src} uses)
+    if(NOT uses)
+      set_source_files_properties(${src} TARGET_DIRECTORY ${target} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+    endif()
+  endforeach()
+endfunction()
+
 # atax_module(<name> DEPS ... [TORCH]): a static library from src/<name>/*.cpp.
 # TORCH marks a module that includes LibTorch; it gets the shared precompiled header.
 function(atax_module name)
@@ -12,8 +71,9 @@ function(atax_module name)
   target_compile_options(atax_${name} PRIVATE -Wall -Wextra -Wno-unused-parameter)
   if(M_TORCH AND name STREQUAL "model")
     target_precompile_headers(atax_model PRIVATE <torch/torch.h>)
-  elseif(M_TORCH)
-    target_precompile_headers(atax_${name} REUSE_FROM atax_model)
+  endif()
+  if(M_TORCH)
+    atax_torch_pch(atax_${name} ${srcs})
   endif()
 endfunction()
 
@@ -36,8 +96,9 @@ function(atax_test file)
     string(REGEX REPLACE "^// ctest-labels:[ ]*" "" labels "${label_line}")
     separate_arguments(labels)
   endif()
-  # Tests of LibTorch modules share the library's precompiled <torch/torch.h>.
-  if(module MATCHES "^(model|gguf|train|dist|pipeline)$")
+  # Tests that use LibTorch share the library's precompiled <torch/torch.h> (atax_uses_torch).
+  atax_uses_torch(${file} uses_torch)
+  if(uses_torch)
     target_precompile_headers(${target} REUSE_FROM atax_model)
   endif()
   # Slow tests (the quick demo end to end) get 40 minutes, whatever ctest's default --timeout.
