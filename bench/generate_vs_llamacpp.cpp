@@ -16,8 +16,8 @@
 // llama.cpp another file of the same model, e.g. the GGUF quantized to Q8_0 or BF16 by
 // llama-quantize, so that both run the same format (default: --gguf).
 // DIR (or env ATAX_LLAMA_CPP) is llama.cpp's build/bin holding llama-bench and llama-batched-bench,
-// built outside the repository; without it only atax is measured. Make the GGUF from a HF folder
-// with bench/export_gguf.py.
+// built outside the repository (bench/build_llamacpp.sh SRC prints it); without it only atax is
+// measured. Make the GGUF from a HF folder with bench/export_gguf.py.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
   std::string batched = llama_dir.empty() ? "" : llama_dir + "/llama-batched-bench";
   if (bench.empty() || access(bench.c_str(), X_OK) != 0 || access(batched.c_str(), X_OK) != 0) {
     std::cout << "llama.cpp not found (pass --llama-cpp DIR or ATAX_LLAMA_CPP=DIR, DIR holding llama-bench and "
-                 "llama-batched-bench built from github.com/ggerganov/llama.cpp outside this repository); measuring "
-                 "atax only\n";
+                 "llama-batched-bench built from github.com/ggerganov/llama.cpp outside this repository: "
+                 "bench/build_llamacpp.sh SRC); measuring atax only\n";
     bench.clear();
   }
   register_gguf_loader();

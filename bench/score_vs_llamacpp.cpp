@@ -15,7 +15,7 @@
 // llama-perplexity another file of the same model, e.g. the GGUF quantized to Q8_0 or BF16 by
 // llama.cpp's llama-quantize, so that both run the same format (default: --gguf).
 // DIR (or env ATAX_LLAMA_CPP) is llama.cpp's build/bin holding llama-perplexity, built outside the
-// repository (cmake -DGGML_NATIVE=ON, target llama-perplexity); without it only atax is measured.
+// repository (bench/build_llamacpp.sh SRC prints it); without it only atax is measured.
 // Make the GGUF from a HF folder with bench/export_gguf.py.
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   std::string perplexity = llama_dir.empty() ? "" : llama_dir + "/llama-perplexity";
   if (perplexity.empty() || access(perplexity.c_str(), X_OK) != 0) {
     std::cout << "llama.cpp not found (pass --llama-cpp DIR or ATAX_LLAMA_CPP=DIR, DIR holding llama-perplexity built "
-                 "from github.com/ggerganov/llama.cpp outside this repository); measuring atax only\n";
+                 "from github.com/ggerganov/llama.cpp outside this repository: bench/build_llamacpp.sh SRC); measuring atax only\n";
     perplexity.clear();
   }
   std::string text = read_file(text_path);
