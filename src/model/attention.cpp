@@ -795,6 +795,48 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
   return y.view(sizes);
 }
 
+std::vector<torch::Tensor> linear_group(const torch::Tensor& x, const std::vector<torch::Tensor>& ws) {
+  const int64_t K = x.dim() >= 1 ? x.size(-1) : 0;
+  const bool grad = torch::GradMode::is_enabled() && tracked(x);
+  bool group = fast_kernels() && dnnl_sgemm() && !grad && x.scalar_type() == torch::kFloat32 && x.device().is_cpu() &&
+               x.dim() >= 1 && K >= 8 && cpu_has_avx2_fma() && x.numel() / std::max<int64_t>(1, K) <= kGemvRows;
+  for (const auto& w : ws)
+    group = group && w.scalar_type() == torch::kFloat32 && w.dim() == 2 && w.is_contiguous() && w.size(1) == K &&
+            !(torch::GradMode::is_enabled() && tracked(w));
+  std::vector<torch::Tensor> out;
+  if (!group || ws.size() < 2) {
+    for (const auto& w : ws) out.push_back(atax::linear(x, w, torch::Tensor()));
+    return out;
+  }
+  auto x2 = x.reshape({-1, K}).contiguous();  // (M,K), M ≤ kGemvRows
+  const int64_t M = x2.size(0);
+  std::vector<int64_t> per;  // each product's columns per thread, whole 16-float vectors
+  int64_t threads = product_threads(), work = 0;
+  for (const auto& w : ws) {
+    out.push_back(torch::empty({M, w.size(0)}, x2.options()));
+    threads = std::min<int64_t>(threads, w.size(0) / 64);
+    work += w.size(0) * K;
+  }
+  if (work < (int64_t{1} << 16)) threads = 1;  // as split_columns: below 64k weights a hand-over does not pay
+  threads = std::max<int64_t>(1, threads);
+  for (const auto& w : ws) per.push_back(((w.size(0) + threads - 1) / threads + 15) / 16 * 16);
+  const float* xp = x2.data_ptr<float>();
+  auto part = [&](int r) {
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const int64_t N = ws[i].size(0), n0 = std::min(N, r * per[i]), n = std::min(N, n0 + per[i]) - n0;
+      if (n > 0) gemv_rows_avx2(M, n, K, xp, K, ws[i].data_ptr<float>() + n0 * K, K, 0.0f, out[i].data_ptr<float>() + n0, N);
+    }
+  };
+  if (threads > 1) ProductPool::get().run(static_cast<int>(threads), part);
+  else part(0);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = ws[i].size(0);
+    out[i] = out[i].view(sizes);
+  }
+  return out;
+}
+
 namespace {
 // The fast path of causal_attention: per query block, for each head, scores = mask + scale·q kᵀ
 // by one sgemm into a buffer that stays in cache, softmax over all heads' rows at once, then

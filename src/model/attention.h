@@ -18,6 +18,13 @@ namespace atax {
 // values up to float rounding (summation order).
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, bool w_in_out = false);
 
+// x times each of several weights (N_i, K) in nn.Linear's layout, no bias: the same values as
+// linear(x, w_i, {}) each, bit for bit. For a decoded token's rows (up to kGemvRows, float32, not
+// tracked) the products share one hand-over to the worker threads, each thread taking its columns
+// of every weight (a layer's q, k and v, or gate and up: 4 hand-overs a layer instead of 7);
+// otherwise each runs as linear().
+std::vector<torch::Tensor> linear_group(const torch::Tensor& x, const std::vector<torch::Tensor>& ws);
+
 // Weights stored in fewer bits for CPU evaluation (WeightFormat, model.h), products in float32:
 // y (..., N) = x (..., K) · wᵀ + bias for w (N,K) in nn.Linear's layout, either bfloat16 (`scales`
 // undefined) or int8 with one float32 scale per block of kQ8Block along K (`scales` (N, K/32)),

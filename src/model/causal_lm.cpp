@@ -33,6 +33,10 @@ struct Linear {
   bool packed = false;
   torch::Tensor w_scale;
 
+  // A plain float32 nn.Linear-layout weight without bias or active adapter: linear_group may run it.
+  bool groupable() const {
+    return !packed && !conv1d && !bias.defined() && !(lora_a.defined() && lora_enabled) && weight.defined();
+  }
   torch::Tensor operator()(const torch::Tensor& x) const {  // x (..., in) -> (..., out)
     auto y = packed ? atax::linear_packed(x, weight, w_scale, bias)
                     : atax::linear(x, weight, bias, conv1d);  // oneDNN's sgemm in float32 inference (attention.cpp)
@@ -394,6 +398,11 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
         q = qkv[0];
         k = qkv[1];
         v = qkv[2];
+      } else if (l.q.groupable() && l.k.groupable() && l.v.groupable()) {
+        auto qkv = atax::linear_group(h, {l.q.weight, l.k.weight, l.v.weight});  // one hand-over when decoding
+        q = qkv[0];
+        k = qkv[1];
+        v = qkv[2];
       } else {
         q = l.q(h);
         k = l.k(h);
@@ -450,6 +459,10 @@ torch::Tensor CausalLmImpl::hidden_states(const torch::Tensor& input_ids, const 
       auto mlp = [&](const torch::Tensor& hh) {  // (...,C) -> (...,C)
         if (l.gate_up.weight.defined()) {  // Phi-3: gate = first F rows, up = the rest
           auto gu = l.gate_up(hh).chunk(2, -1);
+          return l.down(activation(gu[0], c.hidden_act) * gu[1]);
+        }
+        if (l.gate.groupable() && l.up.groupable()) {
+          auto gu = atax::linear_group(hh, {l.gate.weight, l.up.weight});
           return l.down(activation(gu[0], c.hidden_act) * gu[1]);
         }
         return l.down(activation(l.gate(hh), c.hidden_act) * l.up(hh));

@@ -110,6 +110,29 @@ TEST(FastKernelsTest, SplitProductsEqualOneThreadAcrossSpinAndSleep) {
   configure_threads(1);
 }
 
+TEST(FastKernelsTest, GroupedProductsEqualSeparateOnesBitForBit) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(13);
+  // A layer's q, k, v (GQA: k and v narrower) and an MLP's gate and up; 1, 3 and 8 rows share a
+  // hand-over, 9 rows (past the matrix-vector kernel) run as separate products.
+  std::vector<torch::Tensor> ws = {torch::randn({512, 384}), torch::randn({128, 384}), torch::randn({128, 384}),
+                                   torch::randn({1040, 384})};
+  for (int threads : {1, 2}) {
+    configure_threads(threads);
+    for (int64_t rows : {1, 3, 8, 9}) {
+      auto x = torch::randn({rows, 1, 384});
+      auto got = linear_group(x, ws);
+      ASSERT_EQ(got.size(), ws.size());
+      for (size_t i = 0; i < ws.size(); ++i) {
+        auto want = atax::linear(x, ws[i], {});
+        ASSERT_EQ(got[i].sizes(), want.sizes());
+        EXPECT_TRUE(torch::equal(got[i], want)) << "weight " << i << ", " << rows << " rows, " << threads << " threads";
+      }
+    }
+  }
+  configure_threads(1);
+}
+
 TEST(FastKernelsTest, AttentionEqualsPlainWithGqaPaddingCacheAndSlidingWindow) {
   torch::NoGradGuard ng;
   torch::manual_seed(7);
