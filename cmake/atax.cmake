@@ -13,6 +13,7 @@ function(atax_uses_torch file out)
   endif()
   set_property(GLOBAL PROPERTY ATAX_TORCH_${file} OFF)  # an include cycle ends here
   set(v OFF)
+  get_filename_component(dir ${file} DIRECTORY)
   file(STRINGS ${file} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
   foreach(line ${lines})
     if(line MATCHES "<(torch|ATen)/")
@@ -21,7 +22,6 @@ function(atax_uses_torch file out)
     endif()
     if(line MATCHES "\"([^\"]+)\"")
       set(inc ${CMAKE_MATCH_1})
-      get_filename_component(dir ${file} DIRECTORY)
       set(found "")
       foreach(cand ${dir}/${inc} ${CMAKE_SOURCE_DIR}/src/${inc})
         get_filename_component(cand ${cand} ABSOLUTE)
@@ -43,18 +43,22 @@ function(atax_uses_torch file out)
   set(${out} ${v} PARENT_SCOPE)
 endfunction()
 
-# atax_torch_pch(<target> <sources...>): the shared precompiled header for those of the sources
-# that use LibTorch (atax_uses_torch), none for the others.
-function(atax_torch_pch target)
-  if(NOT target STREQUAL "atax_model")
-    target_precompile_headers(${target} REUSE_FROM atax_model)
-  endif()
+# atax_pch_only_for_torch(<target> <sources...>): of a target with a precompiled header, the
+# sources that do not use LibTorch (atax_uses_torch) compile without it.
+function(atax_pch_only_for_torch target)
   foreach(src ${ARGN})
     atax_uses_torch(${src} uses)
     if(NOT uses)
       set_source_files_properties(${src} TARGET_DIRECTORY ${target} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
     endif()
   endforeach()
+endfunction()
+
+# atax_torch_pch(<target> <sources...>): atax_model's precompiled <torch/torch.h> for those of the
+# sources that use LibTorch, none for the others.
+function(atax_torch_pch target)
+  target_precompile_headers(${target} REUSE_FROM atax_model)
+  atax_pch_only_for_torch(${target} ${ARGN})
 endfunction()
 
 # atax_module(<name> DEPS ... [TORCH]): a static library from src/<name>/*.cpp.
@@ -71,8 +75,8 @@ function(atax_module name)
   target_compile_options(atax_${name} PRIVATE -Wall -Wextra -Wno-unused-parameter)
   if(M_TORCH AND name STREQUAL "model")
     target_precompile_headers(atax_model PRIVATE <torch/torch.h>)
-  endif()
-  if(M_TORCH)
+    atax_pch_only_for_torch(atax_model ${srcs})
+  elseif(M_TORCH)
     atax_torch_pch(atax_${name} ${srcs})
   endif()
 endfunction()

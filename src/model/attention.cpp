@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <span>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -218,22 +219,42 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
-// Runs part(n0, n) over the N output columns of an (M,K)·(K,N) product, split over
-// product_threads() threads in whole 16-float vectors, or whole on the caller when the work is
-// too small to pay for a hand-over.
-void split_columns(int64_t M, int64_t N, int64_t K, bool gemv, const std::function<void(int64_t, int64_t)>& part) {
-  const int64_t threads = std::min<int64_t>(product_threads(), N / 64);
+// Whether an (M,K)·(N,K)ᵀ product of float32 rows runs in gemv_rows_avx2 (decoding's rows).
+bool gemv_applies(int64_t M, int64_t K) { return M <= kGemvRows && K >= 8 && cpu_has_avx2_fma(); }
+
+// Runs part(i, n0, n) over the output columns of products i = 0, 1, ... of (M,K)·(K,N_i): each
+// product's N_i columns split over product_threads() threads in whole 16-float vectors, each
+// thread taking its share of every product (one hand-over for them all), or all of them on the
+// caller when the work is too small to pay for a hand-over.
+void split_column_groups(int64_t M, std::span<const int64_t> Ns, int64_t K, bool gemv,
+                         const std::function<void(size_t, int64_t, int64_t)>& part) {
+  int64_t threads = product_threads(), work = 0;
+  for (int64_t N : Ns) {
+    threads = std::min<int64_t>(threads, N / 64);
+    work += gemv ? N * K : M * N * K;
+  }
   // Below ~2 MFLOP a thread's start costs more than it saves; a matrix-vector product reads its
   // weight once, and from 64k weights (256 KB of float32, a 512 × 512 projection) a spinning
   // worker's part (~1 µs to hand over) pays (decoding the 58M Llama split only its LM head before:
   // 2 threads 0.80x llama.cpp's speed).
   const int64_t min_work = gemv ? int64_t{1} << 16 : int64_t{1} << 20;
-  if (threads <= 1 || (gemv ? N * K : M * N * K) < min_work) return part(0, N);
-  const int64_t per = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole 16-float vectors, covering N
-  ProductPool::get().run(static_cast<int>(threads), [&](int i) {
-    const int64_t n0 = std::min(N, i * per), n = std::min(N, n0 + per) - n0;
-    if (n > 0) part(n0, n);
+  if (threads <= 1 || work < min_work) {
+    for (size_t i = 0; i < Ns.size(); ++i) part(i, 0, Ns[i]);
+    return;
+  }
+  ProductPool::get().run(static_cast<int>(threads), [&](int r) {
+    for (size_t i = 0; i < Ns.size(); ++i) {
+      const int64_t N = Ns[i], per = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole vectors, covering N
+      const int64_t n0 = std::min(N, r * per), n = std::min(N, n0 + per) - n0;
+      if (n > 0) part(i, n0, n);
+    }
   });
+}
+
+// split_column_groups for one product: part(n0, n).
+void split_columns(int64_t M, int64_t N, int64_t K, bool gemv, const std::function<void(int64_t, int64_t)>& part) {
+  split_column_groups(M, std::span<const int64_t>(&N, 1), K, gemv,
+                      [&](size_t, int64_t n0, int64_t n) { part(n0, n); });
 }
 
 // C (M,N) = op(A)·op(B) + beta·C, row-major, op = transpose where 'T' (A is (M,K) or (K,M), B is
@@ -243,7 +264,7 @@ void split_columns(int64_t M, int64_t N, int64_t K, bool gemv, const std::functi
 void sgemm_split(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                  int64_t ldb, float beta, float* C, int64_t ldc) {
   auto sgemm = dnnl_sgemm();
-  const bool gemv = ta == 'N' && tb == 'T' && M <= kGemvRows && K >= 8 && cpu_has_avx2_fma();
+  const bool gemv = ta == 'N' && tb == 'T' && gemv_applies(M, K);
   split_columns(M, N, K, gemv, [&](int64_t n0, int64_t n) {
     const float* bp = tb == 'N' ? B + n0 : B + n0 * ldb;
     if (gemv) return gemv_rows_avx2(M, n, K, A, lda, bp, ldb, beta, C + n0, ldc);
@@ -797,41 +818,32 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 
 std::vector<torch::Tensor> linear_group(const torch::Tensor& x, const std::vector<torch::Tensor>& ws) {
   const int64_t K = x.dim() >= 1 ? x.size(-1) : 0;
-  const bool grad = torch::GradMode::is_enabled() && tracked(x);
-  bool group = fast_kernels() && dnnl_sgemm() && !grad && x.scalar_type() == torch::kFloat32 && x.device().is_cpu() &&
-               x.dim() >= 1 && K >= 8 && cpu_has_avx2_fma() && x.numel() / std::max<int64_t>(1, K) <= kGemvRows;
-  for (const auto& w : ws)
-    group = group && w.scalar_type() == torch::kFloat32 && w.dim() == 2 && w.is_contiguous() && w.size(1) == K &&
-            !(torch::GradMode::is_enabled() && tracked(w));
+  bool tracking = torch::GradMode::is_enabled() && tracked(x);
+  bool group = ws.size() > 1 && fast_kernels() && dnnl_sgemm() && x.scalar_type() == torch::kFloat32 &&
+               x.device().is_cpu() && x.dim() >= 1 && gemv_applies(x.numel() / std::max<int64_t>(1, K), K);
+  for (const auto& w : ws) {
+    tracking = tracking || (torch::GradMode::is_enabled() && tracked(w));
+    group = group && w.scalar_type() == torch::kFloat32 && w.dim() == 2 && w.is_contiguous() && w.size(1) == K;
+  }
   std::vector<torch::Tensor> out;
-  if (!group || ws.size() < 2) {
+  if (!group || tracking) {
     for (const auto& w : ws) out.push_back(atax::linear(x, w, torch::Tensor()));
     return out;
   }
   auto x2 = x.reshape({-1, K}).contiguous();  // (M,K), M ≤ kGemvRows
   const int64_t M = x2.size(0);
-  std::vector<int64_t> per;  // each product's columns per thread, whole 16-float vectors
-  int64_t threads = product_threads(), work = 0;
+  std::vector<int64_t> Ns;
   for (const auto& w : ws) {
+    Ns.push_back(w.size(0));
     out.push_back(torch::empty({M, w.size(0)}, x2.options()));
-    threads = std::min<int64_t>(threads, w.size(0) / 64);
-    work += w.size(0) * K;
   }
-  if (work < (int64_t{1} << 16)) threads = 1;  // as split_columns: below 64k weights a hand-over does not pay
-  threads = std::max<int64_t>(1, threads);
-  for (const auto& w : ws) per.push_back(((w.size(0) + threads - 1) / threads + 15) / 16 * 16);
   const float* xp = x2.data_ptr<float>();
-  auto part = [&](int r) {
-    for (size_t i = 0; i < ws.size(); ++i) {
-      const int64_t N = ws[i].size(0), n0 = std::min(N, r * per[i]), n = std::min(N, n0 + per[i]) - n0;
-      if (n > 0) gemv_rows_avx2(M, n, K, xp, K, ws[i].data_ptr<float>() + n0 * K, K, 0.0f, out[i].data_ptr<float>() + n0, N);
-    }
-  };
-  if (threads > 1) ProductPool::get().run(static_cast<int>(threads), part);
-  else part(0);
+  split_column_groups(M, Ns, K, true, [&](size_t i, int64_t n0, int64_t n) {
+    gemv_rows_avx2(M, n, K, xp, K, ws[i].data_ptr<float>() + n0 * K, K, 0.0f, out[i].data_ptr<float>() + n0, Ns[i]);
+  });
   for (size_t i = 0; i < ws.size(); ++i) {
     auto sizes = x.sizes().vec();
-    sizes.back() = ws[i].size(0);
+    sizes.back() = Ns[i];
     out[i] = out[i].view(sizes);
   }
   return out;
@@ -864,12 +876,12 @@ torch::Tensor fused_attention(const torch::Tensor& q_in, const torch::Tensor& k_
   // A block's rows are split over product_threads() threads (each its rows of every head: they
   // see the same keys, so the parts are equal): the attention of a 2048-token window is a tenth of
   // its work, and on one thread of two it was a fifth of the time (measured, bench_score_vs_llamacpp).
-  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(product_threads(), rows / 4));
+  const int64_t threads = product_threads();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t mb = mask.size(0) == 1 ? 0 : b;
     for (int64_t t0 = 0; t0 < T; t0 += rows) {
       const int64_t n = std::min(rows, T - t0), keys = past + t0 + n;  // later keys are masked for the block
-      const int64_t parts = n >= 4 * threads ? threads : 1;
+      const int64_t parts = threads > 1 && n >= 4 * threads ? threads : 1;  // at least 4 rows a part
       auto part = [&](int r) {
         const int64_t i0 = n * r / parts, m = n * (r + 1) / parts - i0;
         if (m <= 0) return;
@@ -909,7 +921,7 @@ bool fused_elementwise(const torch::Tensor& x) {
 
 torch::Tensor rms_norm_fused(const torch::Tensor& x_in, const torch::Tensor& w_in, double eps, bool unit_offset) {
   auto x = x_in.contiguous();
-  auto w = w_in.to(torch::kFloat32).contiguous();
+  auto w = w_in.contiguous();
   const int64_t C = x.size(-1), rows = C > 0 ? x.numel() / C : 0;
   TORCH_CHECK(w.numel() == C, "rms_norm_fused: weight of ", w.numel(), " for rows of ", C);
   auto y = torch::empty_like(x);

@@ -78,7 +78,7 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
 // does not track (the caller checks fused_elementwise(); the plain LibTorch expressions stay for
 // everything else). Each is one pass instead of a chain of LibTorch ops, so decoding a token calls
 // ~20 fewer ops per layer and scoring writes no intermediates:
-//   rms_norm_fused: x (..., C) contiguous, w (C): w · (x / √(mean(x²) + eps)), or (1 + w) · (...)
+//   rms_norm_fused: x (..., C), w (C) float32: w · (x / √(mean(x²) + eps)), or (1 + w) · (...)
 //     with `unit_offset` (Gemma); the mean accumulated in double.
 //   rope_fused: t (B,H,T,D) with unit last stride, cos and sin (B,1,T,D) contiguous (the two
 //     halves of the rotary table equal): t·cos + rotate_half(t)·sin, contiguous (B,H,T,D).

@@ -89,14 +89,13 @@ namespace {
 // still trimmed beyond 256 MB free. Not applied when the user tunes malloc (GLIBC_TUNABLES,
 // MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_).
 void configure_allocator() {
-  static const bool done = [] {
+  [[maybe_unused]] static const bool done = [] {
     for (const char* env : {"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"})
       if (std::getenv(env)) return true;
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     return true;
   }();
-  (void)done;
 }
 }  // namespace
 
